@@ -77,8 +77,12 @@ class InProcessStudent:
     initial_params: Params | None = None
 
     def has(self, function: str) -> bool:
-        slots = {"train_one_sample": self.step, "feed_forward_sample": self.forward,
-                 "feed_forward_dataset": self.dataset, "train_one_epoch": self.epoch}
+        slots = {
+            "train_one_sample": self.step,
+            "feed_forward_sample": self.forward,
+            "feed_forward_dataset": self.dataset,
+            "train_one_epoch": self.epoch,
+        }
         return slots.get(function) is not None or function in self.helpers
 
     def _missing(self, name: str) -> StudentCodeError:

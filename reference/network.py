@@ -62,7 +62,7 @@ def init_params(seed: int = SEED, sizes: Sequence[int] = LAYER_SIZES) -> Params:
     """Q1: W_l ~ N(0, 1/max(n_in, n_out)) of shape (n_in, n_out), drawn in layer order; b_l = 0 (n_out,)."""
     rng = np.random.default_rng(seed)
     weights, biases = [], []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
         weights.append(rng.normal(0.0, np.sqrt(1.0 / max(n_in, n_out)), size=(n_in, n_out)))
         biases.append(np.zeros(n_out))
     return weights, biases
@@ -90,7 +90,7 @@ def forward(weights: Sequence[np.ndarray], biases: Sequence[np.ndarray], x: np.n
     """Q2: forward pass of one sample (784,) or a batch (n, 784); sigmoid hidden layers, softmax output."""
     a = np.asarray(x, dtype=np.float64)
     activations, preactivations = [a], []
-    for layer, (w, b) in enumerate(zip(weights, biases)):
+    for layer, (w, b) in enumerate(zip(weights, biases, strict=True)):
         z = a @ w + b
         last = layer == len(weights) - 1
         a = softmax(z) if last else sigmoid(z)
@@ -131,8 +131,8 @@ def gradient(weights, biases, x: np.ndarray, label: int) -> Params:
 def sgd_step(weights, biases, x: np.ndarray, label: int, learning_rate: float = LEARNING_RATE) -> Params:
     """One plain SGD step on one sample; returns new parameters, the inputs are left untouched."""
     grad_w, grad_b = gradient(weights, biases, x, label)
-    new_w = [w - learning_rate * g for w, g in zip(weights, grad_w)]
-    new_b = [b - learning_rate * g for b, g in zip(biases, grad_b)]
+    new_w = [w - learning_rate * g for w, g in zip(weights, grad_w, strict=True)]
+    new_b = [b - learning_rate * g for b, g in zip(biases, grad_b, strict=True)]
     return new_w, new_b
 
 
@@ -152,7 +152,7 @@ def train_epoch(
     weights = [np.array(w, dtype=np.float64) for w in weights]
     biases = [np.array(b, dtype=np.float64) for b in biases]
     images = np.asarray(images, dtype=np.float64)
-    for i, (x, label) in enumerate(zip(images, labels)):
+    for i, (x, label) in enumerate(zip(images, labels, strict=True)):
         fwd = forward(weights, biases, x)
         delta = fwd.probabilities - one_hot(label)
         for layer in reversed(range(len(weights))):
