@@ -1,0 +1,340 @@
+"""Q3: the student's train_one_sample, judged by the gradient its step implies, tensor by tensor.
+
+From the grader's own healthy probe point, each probe digit is stepped at two learning rates from the
+same restored state; (before - after) / lr is compared with central finite differences of the
+reference loss for W1, b1, W2, b2, W3, b3. Each tensor gets its own verdict, points and diagnosis.
+Side checks: the two rates agree, a repeated call repeats itself, W1 rows of zero pixels stay put.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from grader.checks.forward import grader_failed, student_failed
+from grader.diagnosis import Diagnosis, RateProbe, diagnose
+from grader.gradients import (
+    TENSOR_NAMES,
+    GradientPolicy,
+    compare_tensor,
+    describe,
+    finite_difference_gradient,
+    implied_gradient,
+    probe_point,
+    relative_error,
+    tensor,
+)
+from grader.results import CheckResult, GradientVerdict
+from grader.student import Params, Student, StudentCodeError, copy_params
+
+TITLE = "train_one_sample: gradient of {}"
+SIDE_CHECKS = {
+    "Q3.learning_rate": "train_one_sample: the step scales with learning_rate",
+    "Q3.determinism": "train_one_sample: the same call gives the same step",
+    "Q3.zero_pixels": "train_one_sample: W1 rows of zero pixels stay unchanged",
+}
+FLOAT32_ROUNDING = 2.0**-24  # largest relative change float64 -> float32 -> float64 makes
+
+
+@dataclass(frozen=True)
+class BackpropSettings:
+    """Q3 settings (the rubric fills them): points, learning rates, probe digits, thresholds on e."""
+
+    W1_points: float = 10.0
+    b1_points: float = 5.0
+    W2_points: float = 8.0
+    b2_points: float = 5.0
+    W3_points: float = 7.0
+    b3_points: float = 5.0
+    learning_rate_points: float = 0.0
+    determinism_points: float = 0.0
+    zero_pixels_points: float = 0.0
+    large_learning_rate: float = 1.0  # (before - after) / 1 is exact in float64
+    small_learning_rate: float = 1e-3
+    samples: int = 3  # probe digits always used
+    max_samples: int = 5  # probe digits used at most while a tensor stays inconclusive
+    seed: int = 0  # probe point of digit i: probe_point(x_i, seed + i)
+    correct_threshold: float = 1e-5
+    wrong_threshold: float = 1e-2
+    float64_threshold: float = 1e-8
+    match_threshold: float = 1e-3
+    inconclusive_credit: float = 0.5  # share of a tensor's points when e stays between the thresholds
+    rate_threshold: float = 1e-2  # largest e between the two rates' gradients (float32 reaches ~1e-4)
+
+    @property
+    def policy(self) -> GradientPolicy:
+        return GradientPolicy(self.correct_threshold, self.wrong_threshold, self.float64_threshold,
+                              self.match_threshold)
+
+    def points(self, name: str) -> float:
+        """Points of tensor name ('W1'..'b3')."""
+        return float(getattr(self, f"{name}_points"))
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """One probe digit: the point, the two implied gradients, finite differences and the verdicts."""
+
+    index: int
+    x: np.ndarray
+    label: int
+    params: Params
+    at_large: Params | None
+    at_small: Params | None
+    expected: Params
+    large: dict[str, GradientVerdict]
+    small: dict[str, GradientVerdict]
+    notes: dict[str, list[str]] = field(default_factory=dict)  # side check id -> problems found
+
+
+class _Unusable(Exception):
+    """train_one_sample came back with something that is not (weights, biases)."""
+
+
+def _read_params(value: Any) -> Params:
+    """(weights, biases) as lists of three float arrays; raises _Unusable otherwise."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise _Unusable(f"got {type(value).__name__}, expected (weights, biases)")
+    weights, biases = value
+    if not all(isinstance(v, (list, tuple)) and len(v) == 3 for v in (weights, biases)):
+        raise _Unusable("expected three weight matrices and three bias vectors")
+    try:
+        return ([np.asarray(w, dtype=np.float64) for w in weights],
+                [np.asarray(b, dtype=np.float64) for b in biases])
+    except (TypeError, ValueError) as exc:
+        raise _Unusable(f"weights or biases are not numeric arrays ({exc})") from None
+
+
+def _step(student: Student, params: Params, x: np.ndarray, label: int, lr: float) -> Params | str:
+    """The student's parameters after one step, or why they cannot be read (StudentCodeError propagates)."""
+    try:
+        return _read_params(student.train_one_sample(copy_params(params), x.copy(), int(label), lr))
+    except _Unusable as exc:
+        return f"after train_one_sample the parameters are unusable: {exc}"
+
+
+def _verdicts(grads: Params | None, expected: Params, policy: GradientPolicy) -> dict[str, GradientVerdict]:
+    return {n: compare_tensor(n, None if grads is None else tensor(grads, n), tensor(expected, n), policy)
+            for n in TENSOR_NAMES}
+
+
+def _same(a: Params, b: Params) -> bool:
+    return all(np.array_equal(p, q) for p, q in zip(a[0] + a[1], b[0] + b[1], strict=True))
+
+
+def _zero_pixel_problem(params: Params, after: Params, x: np.ndarray, lr: float) -> str | None:
+    """Why W1 rows of zero pixels changed in the step at lr, or None (float32 rounding tolerated)."""
+    before, moved = params[0][0], after[0][0]
+    if moved.shape != before.shape:
+        return None
+    rows = x == 0
+    change = np.abs(moved[rows] - before[rows])
+    if not change.any():
+        return None
+    if np.all(change <= FLOAT32_ROUNDING * np.abs(before[rows])):
+        return None  # the float32 round trip, not a step
+    i, j = np.unravel_index(int(np.argmax(change)), change.shape)
+    pixel = int(np.flatnonzero(rows)[i])
+    moved_rows = int((change > 0).any(axis=1).sum())
+    return (f"at learning rate {lr:g}, W1[{pixel}, {j}] moved by {change[i, j]:.3g} though pixel {pixel} "
+            "is 0 "
+            f"(dL/dW1[{pixel}, :] = x[{pixel}] * delta1 = 0); {moved_rows} such rows moved")
+
+
+def _probe(student: Student, index: int, x: np.ndarray, label: int, settings: BackpropSettings) -> _Probe:
+    """Step the student from the probe point of one digit at both rates and judge each tensor."""
+    params = probe_point(x, settings.seed + index)
+    expected = finite_difference_gradient(params, x, label)
+    notes: dict[str, list[str]] = {k: [] for k in SIDE_CHECKS}
+    grads = {}
+    for lr in (settings.large_learning_rate, settings.small_learning_rate):
+        after = _step(student, params, x, label, lr)
+        if isinstance(after, str):
+            return _Probe(index, x, label, params, None, None, expected,
+                          *(2 * [{n: GradientVerdict(n, False, "missing", None, diagnosis=after)
+                                  for n in TENSOR_NAMES}]))
+        grads[lr] = implied_gradient(params, after, lr)
+        problem = _zero_pixel_problem(params, after, x, lr)
+        if problem:
+            notes["Q3.zero_pixels"].append(f"digit {index + 1} (a {label}): {problem}")
+        if index == 0 and lr == settings.large_learning_rate:
+            again = _step(student, params, x, label, lr)
+            if isinstance(again, str) or not _same(after, again):
+                notes["Q3.determinism"].append(
+                    f"two calls with the same parameters, digit (a {label}) and learning rate {lr:g} "
+                    "gave different results: the step must depend only on its inputs (no randomness, "
+                    "no state kept between calls)")
+    at_large, at_small = grads[settings.large_learning_rate], grads[settings.small_learning_rate]
+    policy = settings.policy
+    return _Probe(index, x, label, params, at_large, at_small, expected,
+                  _verdicts(at_large, expected, policy), _verdicts(at_small, expected, policy), notes)
+
+
+def _severity(v: GradientVerdict) -> float:
+    """Orders verdicts from best to worst: structural failures beat any e."""
+    return np.inf if v.rel_error is None else v.rel_error
+
+
+def _worst(probes: list[_Probe], name: str) -> tuple[_Probe, GradientVerdict]:
+    """The probe and verdict with the largest e for tensor name, at the large rate."""
+    probe = max(probes, key=lambda p: _severity(p.large[name]))
+    return probe, probe.large[name]
+
+
+def _inconclusive(probes: list[_Probe]) -> bool:
+    return any(_worst(probes, n)[1].verdict == "inconclusive" for n in TENSOR_NAMES)
+
+
+def _judged(probes: list[_Probe], name: str, settings: BackpropSettings) -> tuple[_Probe, GradientVerdict]:
+    """The tensor's verdict over all probes: the worst at the large rate, unless the small rate is wrong."""
+    probe, verdict = _worst(probes, name)
+    small = max(probes, key=lambda p: _severity(p.small[name]))
+    v_small = small.small[name]
+    if verdict.ok and (v_small.rel_error is None or v_small.rel_error > settings.wrong_threshold):
+        note = (f"At learning rate {settings.small_learning_rate:g} the implied gradient is off by "
+                f"e = {_severity(v_small):.2g}, though it matches at {settings.large_learning_rate:g}.")
+        return small, replace(v_small, ok=False, verdict="wrong", diagnosis=note)
+    return probe, verdict
+
+
+def _diagnosis(probe: _Probe, name: str, settings: BackpropSettings) -> Diagnosis | None:
+    if probe.at_large is None or probe.at_small is None:
+        return None
+    rates = RateProbe(settings.large_learning_rate, settings.small_learning_rate, probe.at_small)
+    return diagnose(name, probe.at_large, probe.params, probe.x, probe.label, rates=rates,
+                    policy=settings.policy)
+
+
+def _tensor_result(probes: list[_Probe], name: str, settings: BackpropSettings) -> tuple[CheckResult,
+                                                                                          GradientVerdict]:
+    probe, verdict = _judged(probes, name, settings)
+    found = None if verdict.ok else _diagnosis(probe, name, settings)
+    if found is not None:
+        verdict = replace(verdict, diagnosis=" ".join(t for t in (verdict.diagnosis, found.text) if t))
+    points = settings.points(name)
+    credit = {"correct": 1.0, "float32": 1.0, "inconclusive": settings.inconclusive_credit}
+    fraction = credit.get(verdict.verdict, 0.0)
+    where = f"worst of {len(probes)} probe digits: a {probe.label}" if len(probes) > 1 else f"a {probe.label}"
+    message = f"{describe(verdict, settings.policy)} ({where})"
+    details = {
+        "verdict": verdict.to_dict(),
+        "rel_error_per_digit": [p.large[name].rel_error for p in probes],
+        "rel_error_per_digit_small_rate": [p.small[name].rel_error for p in probes],
+        "labels": [p.label for p in probes],
+        "mistake": found.mistake if found else None,
+    }
+    status = "passed" if verdict.ok else "failed"
+    result = CheckResult(f"Q3.{name}", TITLE.format(name), status, round(points * fraction, 6), points,
+                         message, details=details)
+    return result, verdict
+
+
+def _rate_disagreement(probes: list[_Probe]) -> tuple[float, str, int] | None:
+    """The largest e between the two rates' implied gradients, its tensor and label; None if unreadable."""
+    worst = None
+    for p in probes:
+        if p.at_large is None or p.at_small is None:
+            return None
+        for n in TENSOR_NAMES:
+            g, s = tensor(p.at_large, n), tensor(p.at_small, n)
+            if g.shape != s.shape:
+                return None
+            e = relative_error(s, g) if np.isfinite(g).all() and np.isfinite(s).all() else np.inf
+            if worst is None or e > worst[0]:
+                worst = (e, n, p.label)
+    return worst
+
+
+def _rate_result(probes: list[_Probe], settings: BackpropSettings) -> CheckResult:
+    check_id, points = "Q3.learning_rate", settings.learning_rate_points
+    large, small = settings.large_learning_rate, settings.small_learning_rate
+    worst = _rate_disagreement(probes)
+    if worst is None:
+        return CheckResult(check_id, SIDE_CHECKS[check_id], "failed", 0.0, points,
+                           "The step could not be read at both learning rates.")
+    e, name, label = worst
+    details = {"rel_error": e, "tensor": name, "label": label, "rates": [large, small]}
+    if e <= settings.rate_threshold:
+        return CheckResult(check_id, SIDE_CHECKS[check_id], "passed", points, points,
+                           f"The implied gradients at learning rates {large:g} and {small:g} agree "
+                           f"(largest e = {e:.1e}, {name}).", details=details)
+    probe = next(p for p in probes if p.label == label)
+    found = _diagnosis(probe, name, settings)
+    message = (f"The implied gradients (before - after) / learning_rate at rates {large:g} and {small:g} "
+               f"differ: e = {e:.2g} for {name} (digit {label}); expected the same gradient at any rate.")
+    if found is not None:
+        message += " " + found.text
+        details["mistake"] = found.mistake
+    return CheckResult(check_id, SIDE_CHECKS[check_id], "failed", 0.0, points, message, details=details)
+
+
+def _note_result(probes: list[_Probe], check_id: str, points: float, passed: str) -> CheckResult:
+    problems = [n for p in probes for n in p.notes.get(check_id, [])]
+    if not problems:
+        return CheckResult(check_id, SIDE_CHECKS[check_id], "passed", points, points, passed)
+    message = problems[0][0].upper() + problems[0][1:] + "."
+    return CheckResult(check_id, SIDE_CHECKS[check_id], "failed", 0.0, points, message,
+                       details={"problems": problems})
+
+
+def _all_failed(settings: BackpropSettings, make) -> list[CheckResult]:
+    """One result per check, each built by make(check_id, title, points)."""
+    ids = [(f"Q3.{n}", TITLE.format(n), settings.points(n)) for n in TENSOR_NAMES]
+    ids += [(cid, title, getattr(settings, f"{cid[3:]}_points")) for cid, title in SIDE_CHECKS.items()]
+    return [make(*i) for i in ids]
+
+
+def _missing_verdicts(message: str) -> dict[str, GradientVerdict]:
+    return {n: GradientVerdict(n, False, "missing", None, diagnosis=message) for n in TENSOR_NAMES}
+
+
+def check_backprop(student: Student, samples: list[tuple[np.ndarray, int]],
+                   settings: BackpropSettings = BackpropSettings()) -> tuple[list[CheckResult],
+                                                                             dict[str, GradientVerdict]]:
+    """Q3 results (Q3.W1 .. Q3.b3, then the side checks) and the per-tensor verdicts for the report.
+
+    samples: probe digits [(x (784,), label)] of different classes (probe_samples); the first
+    `settings.samples` are always used, more (up to max_samples) while a tensor is inconclusive.
+    """
+    if not student.has("train_one_sample"):
+        message = ("train_one_sample is not defined at top level, "
+                   "expected def train_one_sample(sample, y, learning_rate).")
+        return (_all_failed(settings, lambda i, t, p: CheckResult(i, t, "failed", 0.0, p, message)),
+                _missing_verdicts(message))
+    probes: list[_Probe] = []
+    try:
+        for index, (x, label) in enumerate(samples[: settings.max_samples]):
+            if index >= settings.samples and not _inconclusive(probes):
+                break
+            x = np.asarray(x, dtype=np.float64).ravel()
+            probes.append(_probe(student, index, x, int(label), settings))
+        if not probes:
+            raise ValueError("no probe samples were given")
+        tensors = [_tensor_result(probes, n, settings) for n in TENSOR_NAMES]
+        results = [r for r, _ in tensors]
+        results.append(_rate_result(probes, settings))
+        results.append(_note_result(probes, "Q3.determinism", settings.determinism_points,
+                                    "Two identical calls gave bit-identical parameters."))
+        results.append(_note_result(probes, "Q3.zero_pixels", settings.zero_pixels_points,
+                                    "W1 rows of zero pixels were left unchanged, as their gradient is 0."))
+        return results, {v.tensor: v for _, v in tensors}
+    except StudentCodeError as exc:
+        doing = f"calling train_one_sample on probe digit {len(probes) + 1}"
+        return (_all_failed(settings, partial(_student_error, exc, doing)),
+                _missing_verdicts(f"train_one_sample failed: {exc.error.message}"))
+    except Exception as exc:  # a grader bug must cost the grader, not the student
+        doing = "checking train_one_sample's gradient"
+        return (_all_failed(settings, partial(_grader_error, exc, doing)),
+                _missing_verdicts(f"the grader failed: {exc}"))
+
+
+def _student_error(exc: StudentCodeError, doing: str, check_id: str, title: str,
+                   points: float) -> CheckResult:
+    return student_failed(check_id, title, points, exc, doing)
+
+
+def _grader_error(exc: Exception, doing: str, check_id: str, title: str, points: float) -> CheckResult:
+    return grader_failed(check_id, title, points, exc, doing)
