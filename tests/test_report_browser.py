@@ -1,0 +1,118 @@
+"""Reports as people see them: in Debian's headless chromium, pictures decoded, screenshots not blank."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_report import sample_results
+
+from grader.report import report_names, write_class_outputs, write_outputs
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)"),
+]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
+# Appended to a copy of a page (never to the report itself): after load, record how many images decoded.
+PROBE = """<script>window.addEventListener("load", function () {
+  var ok = Array.prototype.filter.call(document.images, function (i) {
+    return i.complete && i.naturalWidth > 0;
+  });
+  document.body.setAttribute("data-images-loaded", ok.length + "/" + document.images.length);
+});</script>"""
+
+
+def chromium(page: Path, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run headless chromium on a local file with a private profile; stdout/stderr captured as text."""
+    cmd = [
+        CHROMIUM,
+        *FLAGS,
+        f"--user-data-dir={profile}",
+        "--enable-logging=stderr",
+        "--v=0",
+        *args,
+        page.as_uri(),
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def console_errors(stderr: str) -> list[str]:
+    """Page-side errors chromium logs: uncaught exceptions and console.error, from its CONSOLE lines."""
+    return [line for line in stderr.splitlines() if "CONSOLE" in line and re.search(r"Uncaught|Error", line)]
+
+
+def loaded_dom(page: Path, tmp_path: Path) -> tuple[str, str]:
+    """The DOM after load of a probe-instrumented copy of the page, and chromium's log."""
+    probe = tmp_path / f"probe-{page.name}"
+    probe.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
+    run = chromium(probe, tmp_path / "profile-dom", "--dump-dom", "--virtual-time-budget=5000")
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout, run.stderr
+
+
+def screenshot(page: Path, tmp_path: Path, out: Path) -> np.ndarray:
+    """A 1200x2000 screenshot of the page as an RGB array."""
+    run = chromium(page, tmp_path / "profile-shot", f"--screenshot={out}", "--window-size=1200,2000")
+    assert run.returncode == 0 and out.exists(), run.stderr[-2000:]
+    return np.asarray(Image.open(out).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory) -> Path:
+    """The sample results written as a batch would write them: reports, index.html, grades.csv."""
+    out = tmp_path_factory.mktemp("reports")
+    results = list(sample_results().values())
+    names = report_names(r.path for r in results)
+    for r in results:
+        write_outputs(r, out, name=names[r.path], staff=r.submission != "kv_timeout")
+    write_class_outputs(results, out, names=names)
+    return out
+
+
+@pytest.mark.parametrize(("page", "images"), [("kv2154.html", 4), ("kv_timeout.html", 0), ("index.html", 1)])
+def test_page_loads_without_errors_and_its_images_decode(written, tmp_path, page, images):
+    dom, log = loaded_dom(written / page, tmp_path)
+    assert "</table>" in dom
+    assert f'data-images-loaded="{images}/{images}"' in dom
+    assert console_errors(log) == []
+    assert "alert(" not in re.sub(r"&lt;script&gt;.*?&lt;/script&gt;", "", dom)
+
+
+def test_index_sorting_script_runs(written, tmp_path):
+    dom, log = loaded_dom(written / "index.html", tmp_path)
+    assert 'data-script-ok="1"' in dom
+    assert console_errors(log) == []
+
+
+@pytest.mark.parametrize("page", ["kv2154.html", "index.html", "perfect.html"])
+def test_screenshot_is_not_blank(written, tmp_path, page):
+    out = written / f"{page}.png"
+    pixels = screenshot(written / page, tmp_path, out)
+    assert out.stat().st_size > 20_000
+    assert pixels.shape[:2] == (2000, 1200)
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50
+    assert pixels.std() > 10
+
+
+def test_console_error_detection_sees_an_uncaught_exception(tmp_path):
+    page = tmp_path / "broken.html"
+    page.write_text("<html><body><script>undefined_function();</script></body></html>")
+    run = chromium(page, tmp_path / "profile-err", "--dump-dom")
+    assert console_errors(run.stderr)
