@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ class QuestionRule:
     id: str
     title: str
     checks: dict[str, CheckRule]
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: Any  # the question's settings dataclass (grader/registry.py: SETTINGS_CLASSES)
 
     @property
     def points(self) -> float:
@@ -72,7 +72,6 @@ class Rubric:
     questions: dict[str, QuestionRule]
     data: DataSettings
     limits: LimitSettings
-    signature_deduction: float = 0.0  # points off per function called with a non-handout signature
 
     def rule(self, check_id: str) -> CheckRule | None:
         question = self.questions.get(check_id.split(".")[0])
@@ -98,7 +97,7 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
 def _build(raw: dict[str, Any], where: str, sha: str) -> Rubric:
     from grader.registry import KNOWN_CHECKS, SETTINGS_CLASSES
 
-    _only_keys(raw, {"name", "total", "questions", "data", "limits", "signature_deduction"}, where)
+    _only_keys(raw, {"name", "total", "questions", "data", "limits"}, where)
     for key in ("name", "total", "questions"):
         if key not in raw:
             raise RubricError(f"{where}: missing required key '{key}'")
@@ -121,8 +120,7 @@ def _build(raw: dict[str, Any], where: str, sha: str) -> Rubric:
                 raise RubricError(
                     f"{qwhere}.checks: unknown check '{cid}' (known: {', '.join(KNOWN_CHECKS[qid])})"
                 )
-        settings = q.get("settings") or {}
-        _validate_settings(settings, SETTINGS_CLASSES.get(qid), f"{qwhere}.settings")
+        settings = _settings(q.get("settings") or {}, SETTINGS_CLASSES[qid], f"{qwhere}.settings")
         questions[qid] = QuestionRule(qid, str(q.get("title", qid)), checks, settings)
     total = _number(raw["total"], f"{where}: total")
     summed = sum(q.points for q in questions.values())
@@ -137,7 +135,6 @@ def _build(raw: dict[str, Any], where: str, sha: str) -> Rubric:
         questions=questions,
         data=_dataclass_from(DataSettings, raw.get("data") or {}, f"{where}: data"),
         limits=_dataclass_from(LimitSettings, raw.get("limits") or {}, f"{where}: limits"),
-        signature_deduction=_number(raw.get("signature_deduction", 0.0), f"{where}: signature_deduction"),
     )
 
 
@@ -158,13 +155,14 @@ def _check_rule(cid: str, rule: Any, where: str) -> CheckRule:
     return CheckRule(points, visibility)
 
 
-def _validate_settings(settings: Any, cls: type | None, where: str) -> None:
-    if not isinstance(settings, dict):
+def _settings(values: Any, cls: type, where: str) -> Any:
+    """The question's settings dataclass; points belong under `checks`, not here."""
+    if not isinstance(values, dict):
         raise RubricError(f"{where}: expected a mapping")
-    if settings and cls is None:
-        raise RubricError(f"{where}: this question takes no settings")
-    if cls is not None:
-        _dataclass_from(cls, settings, where)
+    points = sorted(k for k in values if str(k).endswith("_points"))
+    if points:
+        raise RubricError(f"{where}: {', '.join(points)}: points are set under 'checks', not 'settings'")
+    return _dataclass_from(cls, values, where)
 
 
 def _dataclass_from(cls: type, values: Any, where: str) -> Any:

@@ -1,0 +1,417 @@
+"""Q4: the student's train_one_epoch: its loop (per-sample steps recorded, not run) and a short training.
+
+The loop check calls train_one_epoch with a learning rate that is not the handout's default, so a loop that
+drops the argument shows. The short training runs the student's own pipeline from the reference's
+initialisation and compares test accuracy per epoch with the reference's run on the same data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from grader.checks.forward import grader_failed, student_failed
+from grader.results import CheckResult
+from grader.student import Params, Student, StudentCodeError
+from reference import network
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Points, data sizes and tolerances for Q4 (defaults add up to 25 points)."""
+
+    loop_points: float = 10.0
+    training_points: float = 15.0
+    loop_learning_rate: float = 0.0042  # not the default 0.003: a loop that drops the argument shows
+    default_learning_rate: float = network.LEARNING_RATE
+    loop_samples: int = 20
+    train_samples: int = 3000
+    test_samples: int = 1000
+    epochs: int = 3
+    learning_rate: float = network.LEARNING_RATE
+    accuracy_tolerance: float = 0.05  # full credit within this gap below the reference (fraction 0..1)
+    zero_credit_gap: float = 0.30  # no credit at this gap or more; linear in between
+    beats_reference_margin: float = (
+        0.08  # above the reference by this much: say accuracy alone proves nothing
+    )
+
+
+# ---------------------------------------------------------------- matching recorded calls to samples
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What identifies a sample without shipping it: size, sum, sum of squares, first non-zero index."""
+
+    size: int
+    total: float
+    squares: float
+    first_nonzero: int
+
+    @classmethod
+    def of(cls, value: Any) -> Fingerprint | None:
+        """From an array or the sandbox's fingerprint dict {"shape", "sum", "sumsq", "first_nonzero"}."""
+        if isinstance(value, Mapping):
+            try:
+                size = int(np.prod(value["shape"]))
+                first = value.get("first_nonzero")
+                return cls(
+                    size, float(value["sum"]), float(value["sumsq"]), -1 if first is None else int(first)
+                )
+            except (KeyError, TypeError, ValueError):
+                return None
+        try:
+            flat = np.asarray(value, dtype=np.float64).ravel()
+        except (TypeError, ValueError):
+            return None
+        nonzero = np.flatnonzero(flat)
+        first = int(nonzero[0]) if nonzero.size else -1
+        return cls(flat.size, float(flat.sum()), float(np.dot(flat, flat)), first)
+
+    def matches(self, other: Fingerprint, scale: float = 1.0, rtol: float = 1e-9) -> bool:
+        """Same sample, possibly multiplied by `scale` (e.g. 1/255)."""
+        return (
+            self.size == other.size
+            and self.first_nonzero == other.first_nonzero
+            and np.isclose(self.total, other.total * scale, rtol=rtol, atol=1e-9)
+            and np.isclose(self.squares, other.squares * scale**2, rtol=rtol, atol=1e-9)
+        )
+
+
+def recorded_label(value: Any) -> int | None:
+    """A label from an int, a 0-d array, a one-hot vector or a one-hot fingerprint; None if unreadable."""
+    if isinstance(value, Mapping):
+        fingerprint = Fingerprint.of(value)
+        one_hot = fingerprint is not None and fingerprint.total == 1.0 and fingerprint.squares == 1.0
+        return fingerprint.first_nonzero if one_hot else None
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if array.size == 1 and float(array.reshape(())).is_integer():
+        return int(array.reshape(()))
+    if array.size > 1 and np.count_nonzero(array) == 1 and array.max() == 1.0:
+        return int(np.argmax(array.ravel()))
+    return None
+
+
+def _field(step: Mapping[str, Any], *names: str) -> Any:
+    return next((step[n] for n in names if n in step), None)
+
+
+def identify_sample(x: Any, samples: list[Fingerprint], hint: int) -> tuple[int | None, str]:
+    """Index of the sample a recorded x is ('' note), trying `hint` first; or (None, why) / (i, 'scaled')."""
+    fingerprint = Fingerprint.of(x)
+    if fingerprint is None:
+        return None, "unreadable"
+    order = ([hint] if 0 <= hint < len(samples) else []) + list(range(len(samples)))
+    for j in order:
+        if fingerprint.matches(samples[j]):
+            return j, ""
+    for j in order:
+        if fingerprint.matches(samples[j], scale=1 / 255):
+            return j, "scaled"
+    return None, "unknown"
+
+
+# ---------------------------------------------------------------- the loop
+
+
+@dataclass(frozen=True)
+class _Step:
+    sample: int | None
+    note: str
+    label: int | None
+    lr: float | None
+
+
+def _read_steps(recorded: list[dict[str, Any]], samples: list[Fingerprint]) -> list[_Step]:
+    steps = []
+    for i, step in enumerate(recorded):
+        sample, note = identify_sample(_field(step, "x", "sample"), samples, i)
+        lr = _field(step, "lr", "learning_rate")
+        try:
+            lr = None if lr is None else float(lr)
+        except (TypeError, ValueError):
+            lr = None
+        steps.append(_Step(sample, note, recorded_label(_field(step, "label", "y")), lr))
+    return steps
+
+
+def _visit_problems(steps: list[_Step], n: int) -> list[str]:
+    """What is wrong with the sequence of visited samples (empty if it is 0, 1, ..., n-1)."""
+    visited = [s.sample for s in steps]
+    scaled = [i for i, s in enumerate(steps) if s.note == "scaled"]
+    if visited == list(range(n)) and not scaled:
+        return []
+    problems = []
+    if scaled:
+        problems.append(
+            f"train_one_epoch passes x / 255 to train_one_sample (step {scaled[0]}); "
+            "the handout feeds raw pixels"
+        )
+    unknown = [i for i, s in enumerate(steps) if s.sample is None]
+    if unknown:
+        problems.append(
+            f"step {unknown[0]} passed an x that is none of the {n} samples given to train_one_epoch "
+            f"({len(unknown)} such steps; does it read a global x_train instead of its argument?)"
+        )
+    known = [v for v in visited if v is not None]
+    missing = sorted(set(range(n)) - set(known))
+    repeated = sorted({v for v in known if known.count(v) > 1})
+    if len(steps) != n and not missing and not repeated:
+        problems.append(
+            f"train_one_epoch made {len(steps)} calls to train_one_sample, expected {n} (one per sample)"
+        )
+    if missing:
+        which = " (the last)" if missing == [n - 1] else " (the first)" if missing == [0] else ""
+        problems.append(
+            f"train_one_epoch skips sample{'s' if len(missing) > 1 else ''} {_index_list(missing)}{which}"
+        )
+    if repeated:
+        problems.append(
+            f"train_one_epoch visits sample{'s' if len(repeated) > 1 else ''} {_index_list(repeated)} "
+            "more than once"
+        )
+    if not missing and not repeated and not unknown and len(steps) == n and visited != list(range(n)):
+        if visited == list(range(n - 1, -1, -1)):
+            problems.append("train_one_epoch visits the samples in reverse order")
+        else:
+            first = next(i for i, v in enumerate(visited) if v != i)
+            problems.append(
+                f"train_one_epoch visits the samples out of order (step {first} used "
+                f"sample {visited[first]}); "
+                "the handout trains over x_train in order, without shuffling"
+            )
+    return problems
+
+
+def _index_list(indices: list[int], shown: int = 5) -> str:
+    text = ", ".join(map(str, indices[:shown]))
+    return text + (f" ... ({len(indices)} in all)" if len(indices) > shown else "")
+
+
+def _label_problems(steps: list[_Step], labels: np.ndarray) -> list[str]:
+    wrong = [i for i, s in enumerate(steps) if s.sample is not None and s.label != int(labels[s.sample])]
+    if not wrong:
+        return []
+    i = wrong[0]
+    return [
+        f"step {i} passed label {steps[i].label} with sample {steps[i].sample}, whose label is "
+        f"{int(labels[steps[i].sample])} ({len(wrong)} such steps)"
+    ]
+
+
+def _lr_problems(steps: list[_Step], settings: TrainingSettings) -> list[str]:
+    expected = settings.loop_learning_rate
+    rates = [s.lr for s in steps]
+    if all(r is not None and np.isclose(r, expected, rtol=1e-12) for r in rates):
+        return []
+    if all(r is not None and np.isclose(r, settings.default_learning_rate, rtol=1e-12) for r in rates):
+        return [
+            f"train_one_epoch does not pass learning_rate on: called with learning_rate={expected}, every "
+            f"step used {settings.default_learning_rate}, train_one_sample's default"
+        ]
+    used = sorted({r for r in rates if r is not None})
+    return [
+        f"the steps used learning rate{'s' if len(used) > 1 else ''} "
+        f"{', '.join(f'{r:g}' for r in used[:3]) or 'none'}"
+        f", expected {expected} as passed to train_one_epoch"
+    ]
+
+
+def _params_close(a: Params, b: Params, rtol: float = 1e-6) -> bool:
+    pairs = list(zip(a[0] + a[1], b[0] + b[1], strict=False))
+    return len(pairs) == 6 and all(
+        np.shape(x) == np.shape(y) and np.allclose(x, y, rtol=rtol, atol=1e-12) for x, y in pairs
+    )
+
+
+def _inline_loop_result(run_params: Params | None, params: Params, images, labels, settings) -> CheckResult:
+    """train_one_epoch made no train_one_sample calls: judge it by its parameters after the epoch."""
+    check_id, title, points = "Q4.loop", "train_one_epoch: loop over the samples", settings.loop_points
+    lead = "train_one_epoch never called train_one_sample, so its loop could not be checked on its own"
+    if run_params is None:
+        return CheckResult(check_id, title, "failed", 0.0, points, f"{lead}, and left no weights to compare.")
+    expected = network.train_epoch(*params, images, labels, settings.loop_learning_rate)
+    if _params_close(run_params, expected):
+        message = f"{lead}; its weights after one epoch match the reference's on {len(labels)} samples."
+        return CheckResult(check_id, title, "passed", points, points, message)
+    message = f"{lead}; its weights after one epoch differ from the reference's on {len(labels)} samples."
+    return CheckResult(check_id, title, "failed", 0.0, points, message)
+
+
+def check_training_loop(
+    student: Student,
+    params: Params,
+    images: np.ndarray,
+    labels: np.ndarray,
+    settings: TrainingSettings = TrainingSettings(),
+) -> CheckResult:
+    """Q4.loop: train_one_epoch calls train_one_sample once per sample, in order, with its learning rate."""
+    check_id, title, points = "Q4.loop", "train_one_epoch: loop over the samples", settings.loop_points
+    if not student.has("train_one_epoch"):
+        message = (
+            "train_one_epoch is not defined at top level, expected def train_one_epoch(learning_rate=0.003)."
+        )
+        return CheckResult(check_id, title, "failed", 0.0, points, message)
+    images, labels = images[: settings.loop_samples], labels[: settings.loop_samples]
+    try:
+        run = student.train_one_epoch(params, images, labels, settings.loop_learning_rate, True)
+    except StudentCodeError as exc:
+        return student_failed(
+            check_id, title, points, exc, f"calling train_one_epoch on {len(labels)} samples"
+        )
+    try:
+        if not run.recorded:
+            return _inline_loop_result(run.params, params, images, labels, settings)
+        steps = _read_steps(run.recorded, [Fingerprint.of(x) for x in images])
+        visits, label_issues, lr_issues = (
+            _visit_problems(steps, len(labels)),
+            _label_problems(steps, labels),
+            _lr_problems(steps, settings),
+        )
+    except Exception as exc:  # noqa: BLE001 - the grader's own failure, reported as such
+        return grader_failed(check_id, title, points, exc, "reading train_one_epoch's calls")
+    in_place = sum(s.sample == i for i, s in enumerate(steps[: len(labels)])) / len(labels)
+    identified = any(s.sample is not None for s in steps)
+    fraction = (
+        0.6 * (in_place if not visits else min(in_place, 0.5))
+        + 0.2 * (identified and not label_issues)
+        + 0.2 * (not lr_issues)
+    )
+    details = {
+        "steps": len(steps),
+        "samples": len(labels),
+        "visited": [s.sample for s in steps][:200],
+        "learning_rate": settings.loop_learning_rate,
+    }
+    problems = visits + label_issues + lr_issues
+    if not problems:
+        message = (
+            f"train_one_epoch called train_one_sample once per sample, in order, on all {len(labels)} "
+            f"samples, with their labels and learning_rate={settings.loop_learning_rate}."
+        )
+        return CheckResult(check_id, title, "passed", points, points, message, details=details)
+    message = "; ".join(problems) + "."
+    if message.startswith(("step", "the")):
+        message = message[0].upper() + message[1:]
+    return CheckResult(
+        check_id, title, "failed", round(points * fraction, 6), points, message, details=details
+    )
+
+
+# ---------------------------------------------------------------- the short training
+
+
+def _usable_params(params: Any) -> str | None:
+    """Why `params` cannot be evaluated (None if they can): three finite (n_in, n_out) / (n_out,) arrays."""
+    if params is None:
+        return "train_one_epoch left no weights/biases to read"
+    if not isinstance(params, (tuple, list)) or len(params) != 2:
+        return "train_one_epoch left weights/biases the grader cannot read"
+    weights, biases = params
+    sizes = network.LAYER_SIZES
+    for layer, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        if layer >= len(weights) or np.shape(weights[layer]) != (n_in, n_out):
+            return f"W{layer + 1} is missing or has the wrong shape after training"
+        if layer >= len(biases) or np.size(biases[layer]) != n_out:
+            return f"b{layer + 1} is missing or has the wrong size after training"
+        if not (np.all(np.isfinite(weights[layer])) and np.all(np.isfinite(biases[layer]))):
+            return f"W{layer + 1} or b{layer + 1} contains nan or inf after training"
+    return None
+
+
+def _training_fraction(gap: float, settings: TrainingSettings) -> float:
+    if gap <= settings.accuracy_tolerance:
+        return 1.0
+    return max(
+        0.0,
+        1.0 - (gap - settings.accuracy_tolerance) / (settings.zero_credit_gap - settings.accuracy_tolerance),
+    )
+
+
+def _percent(values: list[float]) -> str:
+    return " -> ".join(f"{100 * v:.1f}%" for v in values)
+
+
+def check_short_training(
+    student: Student,
+    init_params: Params,
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+    settings: TrainingSettings = TrainingSettings(),
+) -> CheckResult:
+    """Q4.training: `epochs` of the student's train_one_epoch vs the reference's, test accuracy per epoch."""
+    check_id, title, points = "Q4.training", f"training {settings.epochs} epochs", settings.training_points
+    if not student.has("train_one_epoch"):
+        message = (
+            "train_one_epoch is not defined at top level, expected def train_one_epoch(learning_rate=0.003)."
+        )
+        return CheckResult(check_id, title, "failed", 0.0, points, message)
+    x, y = train_images[: settings.train_samples], train_labels[: settings.train_samples]
+    xt, yt = test_images[: settings.test_samples], test_labels[: settings.test_samples]
+    try:
+        _, history = network.train(*init_params, x, y, xt, yt, settings.epochs, settings.learning_rate)
+    except Exception as exc:  # noqa: BLE001
+        return grader_failed(check_id, title, points, exc, "training the reference")
+    details: dict[str, Any] = {
+        "epochs": [h.epoch for h in history],
+        "train_samples": len(y),
+        "test_samples": len(yt),
+        "reference_accuracy": [h.test_accuracy for h in history],
+        "reference_loss": [h.test_loss for h in history],
+        "student_accuracy": [history[0].test_accuracy],
+        "student_loss": [history[0].test_loss],
+    }
+    params = init_params
+    for epoch in range(1, settings.epochs + 1):
+        try:
+            params = student.train_one_epoch(params, x, y, settings.learning_rate, False).params
+        except StudentCodeError as exc:
+            result = student_failed(
+                check_id, title, points, exc, f"training epoch {epoch} of {settings.epochs}"
+            )
+            return CheckResult(**{**result.to_dict(), "details": {**details, **result.details}})
+        problem = _usable_params(params)
+        if problem:
+            message = f"After epoch {epoch}: {problem}."
+            return CheckResult(check_id, title, "failed", 0.0, points, message, details=details)
+        loss, accuracy = network.evaluate(*params, xt, yt)
+        details["student_accuracy"].append(accuracy)
+        details["student_loss"].append(loss)
+    return _training_result(details, settings)
+
+
+def _training_result(details: dict[str, Any], settings: TrainingSettings) -> CheckResult:
+    check_id, title, points = "Q4.training", f"training {settings.epochs} epochs", settings.training_points
+    student, reference = details["student_accuracy"], details["reference_accuracy"]
+    gap = reference[-1] - student[-1]
+    fraction = _training_fraction(gap, settings)
+    figures = (
+        f"test accuracy by epoch: yours {_percent(student)}, reference {_percent(reference)} "
+        f"({details['train_samples']} training and {details['test_samples']} test samples)"
+    )
+    if -gap > settings.beats_reference_margin:
+        message = (
+            f"Your network ends {100 * -gap:.1f} points above the reference: {figures}. That is higher than "
+            "a correct solution reaches: accuracy alone does not show a correct gradient; see Q3."
+        )
+    elif -gap > settings.accuracy_tolerance:
+        message = f"Your network ends {100 * -gap:.1f} points above the reference: {figures}."
+    elif fraction == 1.0:
+        within = 100 * settings.accuracy_tolerance
+        message = f"Your training matches the reference within {within:.0f} points: {figures}."
+    else:
+        message = (
+            f"Your network ends {100 * gap:.1f} points below the reference (tolerance "
+            f"{100 * settings.accuracy_tolerance:.0f}): {figures}."
+        )
+    details = {**details, "gap": gap}
+    status = "passed" if fraction == 1.0 else "failed"
+    return CheckResult(check_id, title, status, round(points * fraction, 6), points, message, details=details)
