@@ -1,0 +1,525 @@
+"""The student's code in the sandbox as a `Student` (grader/student.py): canonical in, canonical out.
+
+`build_student(box, run)` reads the student's layout (grader/layout.py) and plans every handout function's
+call against the student's own signature (grader/signatures.py); `SandboxStudent` then converts each call:
+the grader's canonical parameters go into the student's globals (and arguments, where their functions take
+them), a canonical sample (784,) float64 goes in as the handout's data holds one (x_train[i]: (28, 28) uint8),
+and the results come back canonical. Every failure becomes a StudentCodeError; nothing the student's code
+returns can crash the adapter.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from grader.layout import (
+    Layout,
+    LayoutProblem,
+    ParameterGlobals,
+    detect_layout,
+    detect_layout_in,
+    find_parameter_globals,
+    read_params,
+    to_student,
+)
+from grader.results import RunError
+from grader.sandbox import CallResult, Fingerprint, Opaque, RunLog, Sandbox, Symbol
+from grader.signatures import (
+    HANDOUT,
+    CallPlan,
+    SignatureProblem,
+    UpdatedParams,
+    locate_updated_params,
+    plan_call,
+    read_forward_return,
+)
+from grader.student import EpochRun, Params, StudentCodeError
+
+HANDOUT_FUNCTIONS = tuple(HANDOUT)
+PARAMETER_ROLES = ("weights", "biases")
+HANDOUT_SAMPLE = ((28, 28), "uint8")  # x_train[i] as tf.keras.datasets.mnist.load_data() gives it
+PIXELS = 784
+_MAX_CONTAINER = 64  # globals longer than this are data, not parameters: never fetched to look for weights
+
+
+# ------------------------------------------------------------------------------------------- data forms
+
+
+@dataclass(frozen=True)
+class DataForm:
+    """How the student's top level holds the data: one sample's shape and dtype, the labels' dtype."""
+
+    sample_shape: tuple[int, ...] = HANDOUT_SAMPLE[0]
+    sample_dtype: str = HANDOUT_SAMPLE[1]
+    label_dtype: str = "uint8"
+    note: str | None = None
+
+    def sample(self, x: np.ndarray) -> np.ndarray:
+        """Canonical (784,) raw pixels -> one sample in the student's form (float64 if not exact in it)."""
+        return self.samples(np.asarray(x).reshape(1, -1))[0]
+
+    def samples(self, images: np.ndarray) -> np.ndarray:
+        """Canonical (n, 784) raw pixels -> (n, *sample_shape) in the student's dtype where that is exact."""
+        flat = np.asarray(images, dtype=np.float64)
+        if flat.ndim != 2 or flat.shape[1] != PIXELS:
+            raise ValueError(f"canonical images must be (n, {PIXELS}), got {flat.shape}")
+        shaped = flat.reshape((len(flat), *self.sample_shape))
+        dtype = np.dtype(self.sample_dtype)
+        if dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            exact = np.isfinite(flat).all() and (flat == np.round(flat)).all()
+            if exact and flat.min(initial=0) >= info.min and flat.max(initial=0) <= info.max:
+                return shaped.astype(dtype)
+            return shaped
+        return shaped.astype(dtype) if dtype.kind == "f" else shaped
+
+    def labels(self, labels: np.ndarray) -> np.ndarray:
+        """Canonical int labels (n,) -> the dtype of the student's y_train (uint8 from keras)."""
+        labels = np.asarray(labels).reshape(-1)
+        dtype = np.dtype(self.label_dtype)
+        return labels.astype(dtype) if dtype.kind in "iu" else labels.astype(np.int64)
+
+
+def data_form(namespace: Mapping[str, Symbol]) -> DataForm:
+    """The sample form of the student's x_train (if it holds images of 784 pixels), else the handout's."""
+    images, labels = namespace.get("x_train"), namespace.get("y_train")
+    label_dtype = "uint8"
+    if (
+        labels is not None
+        and labels.kind == "ndarray"
+        and labels.dtype
+        and np.dtype(labels.dtype).kind in "iu"
+    ):
+        label_dtype = labels.dtype
+    if images is None or images.kind != "ndarray" or not images.shape or images.dtype is None:
+        return DataForm(label_dtype=label_dtype)
+    shape, dtype = tuple(images.shape[1:]), images.dtype
+    if math.prod(shape) != PIXELS or np.dtype(dtype).kind not in "iuf":
+        return DataForm(label_dtype=label_dtype)
+    if (shape, dtype) == HANDOUT_SAMPLE:
+        return DataForm(label_dtype=label_dtype)
+    note = (
+        f"samples are passed as {dtype} arrays of shape {shape}, like the x_train your code holds "
+        f"(the handout's are {HANDOUT_SAMPLE[1]} {HANDOUT_SAMPLE[0]}); pixel values stay 0..255"
+    )
+    return DataForm(shape, dtype, label_dtype, note)
+
+
+# -------------------------------------------------------------------------------------- the student
+
+
+def _failure(function: str, message: str, kind: str = "exception") -> StudentCodeError:
+    return StudentCodeError(RunError(kind, f"call {function}", message))  # type: ignore[arg-type]
+
+
+def _recorder_failure(exc: StudentCodeError) -> StudentCodeError:
+    """A loop using train_one_sample's return value fails under the sandbox's recorder (it returns None)."""
+    error = exc.error
+    message = (
+        f"train_one_epoch uses the value train_one_sample returns, but to see which samples the loop visits "
+        f"the grader replaces train_one_sample by a recorder that returns None, so the loop stopped "
+        f"({error.message}); the order of the samples could not be checked this way"
+    )
+    return StudentCodeError(RunError("grader", error.where, message, error.traceback))
+
+
+def _describe(value: Any) -> str:
+    """What a student's value is, for messages: type and shape, never its contents."""
+    if isinstance(value, Opaque):
+        return f"a {value.type_name} (which the grader cannot read back)"
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} ({value.dtype})"
+    if isinstance(value, (list, tuple)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    if isinstance(value, dict):
+        return f"a dict with keys {', '.join(map(repr, list(value)[:8]))}"
+    return "None" if value is None else f"a {type(value).__name__} ({value!r:.60})"
+
+
+class SandboxStudent:
+    """The `Student` protocol over a running Sandbox, in the student's layout and signatures."""
+
+    def __init__(
+        self,
+        box: Sandbox,
+        layout: Layout | None,
+        initial_params: Params | None,
+        functions: Mapping[str, tuple[Any, ...]],
+        plans: Mapping[str, CallPlan],
+        problems: Mapping[str, str],
+        form: DataForm,
+        adaptations: Sequence[str],
+        layout_problem: str | None = None,
+    ):
+        self.box = box
+        self.layout = layout
+        self.initial_params = initial_params
+        self.functions = dict(functions)  # name -> signature (tuple of sandbox Params)
+        self.plans = dict(plans)
+        self.form = form
+        self._problems = dict(problems)  # function -> why it cannot be called
+        self._layout_problem = layout_problem
+        self._adaptations = list(adaptations)
+
+    # ----- what the report shows
+
+    @property
+    def adaptations(self) -> tuple[str, ...]:
+        """Every assumption the grader made to talk to this student's code, in plain sentences."""
+        return tuple(self._adaptations)
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """Why some functions cannot be called (a function or parameter that matches nothing), one each."""
+        problems = list(self._problems.values())
+        if self._layout_problem is not None:
+            problems.insert(0, f"the network's parameters cannot be read: {self._layout_problem}")
+        return tuple(dict.fromkeys(problems))
+
+    def _adapt(self, *notes: str) -> None:
+        self._adaptations += [n for n in notes if n and n not in self._adaptations]
+
+    # ----- the Student protocol
+
+    def has(self, function: str) -> bool:
+        return function in self.functions
+
+    def call_helper(self, name: str, *args: Any) -> Any:
+        """The student's helper `name(*args)` (e.g. sigmoid), its return value decoded."""
+        result = self._call(name, list(args), {}, timeout=self._timeout(name))
+        if isinstance(result.value, Opaque):
+            raise _failure(name, f"{name} returned {_describe(result.value)}: expected numbers or arrays")
+        return result.value
+
+    def feed_forward_sample(self, params: Params, x: np.ndarray, label: int) -> tuple[Any, Any]:
+        """(loss, guess) as returned; dicts or activations read as (loss or None, one-hot guess (10,))."""
+        function = "feed_forward_sample"
+        values = {"sample": self.form.sample(x), "label": int(label)}
+        result = self._call_planned(function, params, values)
+        return self._forward_pair(function, result.value)
+
+    def feed_forward_dataset(self, params: Params, images: np.ndarray, labels: np.ndarray) -> str:
+        """What feed_forward_dataset printed for images (n, 784), labels (n,), passed as x_test is held."""
+        values = {"images": self.form.samples(images), "labels": self.form.labels(labels)}
+        return self._call_planned("feed_forward_dataset", params, values).stdout
+
+    def train_one_sample(self, params: Params, x: np.ndarray, label: int, learning_rate: float) -> Params:
+        """Canonical parameters after one step of the student's train_one_sample on x (784,)."""
+        function = "train_one_sample"
+        values = {"sample": self.form.sample(x), "label": int(label), "learning_rate": float(learning_rate)}
+        result, positions = self._call_planned(function, params, values, with_positions=True)
+        found = self._updated(function, params, result, positions)
+        if isinstance(found, LayoutProblem):
+            raise _failure(function, found.message)
+        return found.params
+
+    def train_one_epoch(
+        self, params: Params, images: np.ndarray, labels: np.ndarray, learning_rate: float, record_steps: bool
+    ) -> EpochRun:
+        """One epoch over images (n, 784) set as x_train/y_train; with record_steps, the per-sample calls
+        are recorded (the student's train_one_sample does not run) as [{"x", "label", "lr"}]."""
+        function = "train_one_epoch"
+        x_student, y_student = self.form.samples(images), self.form.labels(labels)
+        values = {"images": x_student, "labels": y_student, "learning_rate": float(learning_rate)}
+        record = ("train_one_sample",) if record_steps and self.has("train_one_sample") else ()
+        try:
+            result, positions = self._call_planned(
+                function,
+                params,
+                values,
+                extra_globals={"x_train": x_student, "y_train": y_student},
+                record=record,
+                with_positions=True,
+            )
+        except StudentCodeError as exc:
+            raise _recorder_failure(exc) if record and "NoneType" in exc.error.message else exc from None
+        recorded = self._recorded_steps(result.recorded) if record else []
+        found = self._updated(function, params, result, positions)
+        if isinstance(found, LayoutProblem):
+            if not record_steps:
+                raise _failure(function, found.message)
+            return EpochRun(None, recorded, result.stdout)
+        after = None if record_steps and found.source == "none" else found.params
+        return EpochRun(after, recorded, result.stdout)
+
+    # ----- calling
+
+    def _timeout(self, function: str) -> float:
+        """Per-sample calls get the call limit; a pass over a dataset the cell limit if that is longer."""
+        limits = self.box.limits
+        if function in ("feed_forward_dataset", "train_one_epoch"):
+            return max(limits.call_timeout_s, limits.cell_timeout_s)
+        return limits.call_timeout_s
+
+    def _call(self, function: str, args: list[Any], kwargs: dict[str, Any], **options: Any) -> CallResult:
+        if function in self._problems:
+            raise _failure(function, self._problems[function], "not_gradable")
+        if function not in self.functions:
+            raise _failure(function, f"{function} is not defined at top level (as a function)")
+        timeout = options.pop("timeout")
+        result = self.box.call(function, args, kwargs, timeout_s=timeout, **options)
+        if not result.ok:
+            raise StudentCodeError(
+                result.error or RunError("crash", f"call {function}", f"{function} did not answer")
+            )
+        return result
+
+    def _call_planned(
+        self,
+        function: str,
+        params: Params,
+        values: dict[str, Any],
+        *,
+        extra_globals: Mapping[str, Any] | None = None,
+        record: Sequence[str] = (),
+        with_positions: bool = False,
+    ):
+        """Call a handout function as planned: parameters set as globals, and passed where it takes them."""
+        if self.layout is None and function in self.functions:
+            message = f"{function} cannot be called with the grader's parameters: {self._layout_problem}"
+            raise _failure(function, message, "not_gradable")
+        if function in self._problems:
+            raise _failure(function, self._problems[function], "not_gradable")
+        if function not in self.functions or self.layout is None:
+            raise _failure(function, f"{function} is not defined at top level (as a function)")
+        plan = self.plans[function]
+        trees = to_student(params, self.layout)
+        roles = dict(zip(PARAMETER_ROLES, self.layout.globals, strict=False))
+        values = {**values, **{role: trees[name] for role, name in roles.items()}}
+        args, kwargs, positions = call_arguments(plan, self.functions[function], values)
+        result = self._call(
+            function,
+            args,
+            kwargs,
+            set_globals={**trees, **(extra_globals or {})},
+            get_globals=list(self.layout.globals),
+            return_args=any(r in positions for r in PARAMETER_ROLES),
+            record=tuple(record),
+            timeout=self._timeout(function),
+        )
+        return (result, positions) if with_positions else result
+
+    # ----- reading results
+
+    def _forward_pair(self, function: str, value: Any) -> tuple[Any, Any]:
+        reading = read_forward_return(value)
+        if reading.note == "" and isinstance(value, (tuple, list)) and len(value) == 2:
+            return value[0], value[1]  # the handout's (loss, guess): the checks judge it as returned
+        if reading.loss is None and reading.guess is None:
+            raise _failure(
+                function,
+                f"{function} returned {_describe(value)} ({reading.note}): "
+                f"expected (loss, one_hot_guess) or the network's output",
+            )
+        self._adapt(f"{function}: {reading.note}")
+        return reading.loss, reading.guess
+
+    def _updated(
+        self, function: str, sent: Params, result: CallResult, positions: Mapping[str, int]
+    ) -> UpdatedParams | LayoutProblem:
+        """The parameters after the call, wherever the student left them (return, arguments, globals)."""
+        assert self.layout is not None
+        args_after = None
+        if positions and isinstance(result.args_after, list):
+            args_after = {
+                role: result.args_after[i]
+                for role, i in positions.items()
+                if role in PARAMETER_ROLES and i < len(result.args_after)
+            }
+        found = locate_updated_params(
+            function,
+            sent,
+            self.layout,
+            returned=result.value,
+            args_after=args_after,
+            globals_after=result.globals if set(self.layout.globals) <= set(result.globals) else None,
+        )
+        if isinstance(found, UpdatedParams):
+            self._adapt(*[n for n in found.notes if "changed no weight" not in n])
+            if found.source == "globals" and self.plans[function].params_as_arguments:
+                self._adapt(
+                    f"{function} takes the parameters as arguments but updates the globals; "
+                    f"the grader read the globals"
+                )
+        return found
+
+    def _recorded_steps(self, recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The recorded train_one_sample calls as [{"x", "label", "lr"}], read with its CallPlan."""
+        plan = self.plans.get("train_one_sample")
+        names = {a.role: a.parameter for a in plan.arguments} if plan else {}
+        positional = list(names.get(r, r) for r in ("sample", "label", "learning_rate"))
+        steps = []
+        for call in recorded:
+            arguments = call.get("arguments") or {}
+            if "*args" in arguments:  # the recorder could not bind the call to the signature
+                given = list(arguments.get("*args") or ()) + [None] * 3
+                arguments = {
+                    **dict(zip(positional, given[:3], strict=True)),
+                    **(arguments.get("**kwargs") or {}),
+                }
+            steps.append(
+                {
+                    "x": _plain(arguments.get(names.get("sample", "sample"))),
+                    "label": _plain(arguments.get(names.get("label", "y"))),
+                    "lr": _plain(arguments.get(names.get("learning_rate", "learning_rate"))),
+                }
+            )
+        return steps
+
+
+def _plain(value: Any) -> Any:
+    """A recorded value; a fingerprint (of a one-hot label, say) as a dict {"shape", "sum", "sumsq", ...}."""
+    if isinstance(value, Fingerprint):
+        return {
+            "shape": value.shape,
+            "sum": value.sum,
+            "sumsq": value.sum_sq,
+            "first_nonzero": value.first_nonzero,
+        }
+    return value
+
+
+# ------------------------------------------------------------------------------------------ arguments
+
+
+def call_arguments(
+    plan: CallPlan, signature: Sequence[Any], values: Mapping[str, Any]
+) -> tuple[list[Any], dict[str, Any], dict[str, int]]:
+    """(args, kwargs, {role: position}) for the sandbox: the planned arguments positionally, left to right,
+    as far as the signature allows, so that the sandbox can return the arguments it mutated; the rest by
+    keyword."""
+    by_parameter = {a.parameter: a for a in plan.arguments}
+    args: list[Any] = []
+    positions: dict[str, int] = {}
+    for p in signature:
+        argument = by_parameter.get(p.name)
+        if p.kind not in ("POSITIONAL_ONLY", "POSITIONAL_OR_KEYWORD") or argument is None:
+            break
+        positions[argument.role] = len(args)
+        args.append(values[argument.role])
+    kwargs = {a.parameter: values[a.role] for a in plan.arguments if a.role not in positions}
+    return args, kwargs, positions
+
+
+# ------------------------------------------------------------------------------------------ building
+
+
+def build_student(box: Sandbox, run: RunLog) -> SandboxStudent:
+    """A SandboxStudent for a box whose cells have run: layout, call plans, adaptations and problems."""
+    namespace = box.namespace()
+    signatures = {name: s.signature for name, s in namespace.items() if s.kind in ("function", "callable")}
+    layout, initial, adaptations, layout_problem = read_layout(box, run, namespace)
+    plans: dict[str, CallPlan] = {}
+    problems: dict[str, str] = {}
+    for function in HANDOUT_FUNCTIONS:
+        if function not in signatures:
+            continue
+        if layout is None:
+            break  # every handout function is blocked by the one layout problem
+        plan = _plan(function, signatures[function], layout)
+        if isinstance(plan, str):
+            problems[function] = plan
+            continue
+        plans[function] = plan
+        adaptations += plan.deviations
+    form = data_form(namespace)
+    adaptations += [form.note] if form.note else []
+    functions = {name: tuple(s or ()) for name, s in signatures.items()}
+    adaptations = list(dict.fromkeys(adaptations))
+    return SandboxStudent(box, layout, initial, functions, plans, problems, form, adaptations, layout_problem)
+
+
+def _plan(function: str, signature: Any, layout: Layout) -> CallPlan | str:
+    """The call plan of one handout function, or the precise reason it cannot be called."""
+    if signature is None:
+        return f"{function}: the grader cannot read its signature (it is not a plain Python function)"
+    plan = plan_call(function, signature)
+    if isinstance(plan, SignatureProblem):
+        return plan.message
+    roles = dict(zip(PARAMETER_ROLES, layout.globals, strict=False))
+    for argument in plan.arguments:
+        if argument.role in PARAMETER_ROLES and argument.role not in roles:
+            held = ", ".join(layout.globals)
+            return (
+                f"{plan.student_signature}: parameter {argument.parameter} looks like {argument.role}, "
+                f"but the network's parameters are all held in {held}; the grader cannot tell what to pass"
+            )
+    if sum(a.role in PARAMETER_ROLES for a in plan.arguments) == 1 and len(roles) > 1:
+        taken = next(a for a in plan.arguments if a.role in PARAMETER_ROLES)
+        other = next(r for r in roles if r != taken.role)
+        return (
+            f"{plan.student_signature} takes {taken.role} ({taken.parameter}) but not {other}; "
+            f"expected both or neither (the grader sets the globals {', '.join(layout.globals)})"
+        )
+    return plan
+
+
+# ------------------------------------------------------------------------------------------ the layout
+
+
+def read_layout(
+    box: Sandbox, run: RunLog, namespace: Mapping[str, Symbol]
+) -> tuple[Layout | None, Params | None, list[str], str | None]:
+    """(layout, canonical initial params, notes, problem): from the recorded initialisation, else from the
+    globals that hold network-shaped arrays after the run."""
+    recorded = run.initial_params or {}
+    first_problem = None
+    if recorded.get("weights") is not None or recorded.get("biases") is not None:
+        layout = detect_layout(recorded.get("weights"), recorded.get("biases"))
+        if isinstance(layout, Layout):
+            read = read_params({n: recorded.get(n) for n in layout.globals}, layout)
+            if not isinstance(read, LayoutProblem):
+                return layout, read.params, list(layout.notes + read.notes), None
+            layout = read
+        first_problem = layout.message
+    found = _parameters_after_run(box, namespace)
+    if isinstance(found, LayoutProblem):
+        return None, None, [], first_problem or found.message
+    names, values = found
+    layout = detect_layout_in(values)
+    if isinstance(layout, LayoutProblem):
+        return None, None, [], first_problem or layout.message
+    read = read_params(values, layout)
+    if isinstance(read, LayoutProblem):
+        return None, None, [], first_problem or read.message
+    notes = list(layout.notes + read.notes)
+    held = ", ".join(names.names)
+    if first_problem and names.names != ("weights", "biases"):
+        notes.insert(0, f"weights and biases cannot be read ({first_problem}); the grader used {held}")
+    when = (
+        "weights and biases were not yet complete when first defined"
+        if first_problem and names.names == ("weights", "biases")
+        else "the grader records the initialisation only for globals named weights and biases"
+    )
+    notes.append(
+        f"the initialisation was read from {held} after all cells ran ({when}), "
+        f"so any training at top level shows in it"
+    )
+    return layout, read.params, notes, None
+
+
+def _parameters_after_run(
+    box: Sandbox, namespace: Mapping[str, Symbol]
+) -> tuple[ParameterGlobals, dict[str, Any]] | LayoutProblem:
+    """The globals that hold the network (their current values), found by shape; small globals only."""
+    candidates = [name for name, s in namespace.items() if _may_hold_parameters(s)]
+    values = box.get(candidates) if candidates else {}
+    names = find_parameter_globals(values)
+    if isinstance(names, LayoutProblem):
+        return names
+    return names, {n: values[n] for n in names.names}
+
+
+def _may_hold_parameters(symbol: Symbol) -> bool:
+    if symbol.name.startswith("_"):
+        return False
+    if symbol.kind in ("list", "tuple", "dict"):
+        return symbol.length is not None and symbol.length <= _MAX_CONTAINER
+    if symbol.kind == "ndarray" and symbol.shape is not None:
+        return math.prod(symbol.shape) <= PIXELS * 32 and len(symbol.shape) <= 2
+    return False

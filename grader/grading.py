@@ -1,0 +1,228 @@
+"""Grade one submission: run it in the sandbox, run every question's checks, score them by the rubric."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grader import __version__
+from grader.adapter import build_student
+from grader.checks.backprop import check_backprop
+from grader.checks.forward import ForwardCase, check_feed_forward_dataset, check_feed_forward_sample
+from grader.checks.helpers import check_helpers
+from grader.checks.initialisation import check_initialisation
+from grader.checks.training import check_short_training, check_training_loop
+from grader.gradients import probe_point, probe_samples
+from grader.registry import KNOWN_CHECKS, SETTINGS_CLASSES
+from grader.results import CheckResult, GradientVerdict, QuestionResult, RunError, SubmissionResult
+from grader.rubric import Rubric
+from grader.sandbox import Limits, Sandbox, SandboxData
+from grader.scoring import score_question
+from grader.student import Params, Student
+from grader.submission import NotGradable, load_submission
+from reference import network
+from reference.mnist import Mnist, load_mnist
+
+QUESTION_ORDER = ("helpers", "Q1", "Q2", "Q3", "Q4")
+
+
+@dataclass(frozen=True)
+class GradingData:
+    """The MNIST arrays grading uses, cut to the rubric's sizes; images flattened to (n, 784) float64."""
+
+    source: str
+    toplevel: SandboxData  # raw uint8 images (n, 28, 28) for the student's own top-level code
+    train_images: np.ndarray  # (n_train, 784) for Q4
+    train_labels: np.ndarray
+    test_images: np.ndarray  # (n_test, 784) for Q2's dataset and Q4's evaluation
+    test_labels: np.ndarray
+    probes: tuple[tuple[np.ndarray, int], ...]  # Q2/Q3 probe digits (784,), of different classes
+    trained: Params  # reference parameters after one epoch on 1,000 images: Q2's dataset accuracy is not chance
+
+
+def prepare_data(rubric: Rubric, mnist: Mnist | None = None, *, full: bool = False) -> GradingData:
+    """Cut the loaded MNIST to what the rubric asks for (`full`: Q4 on every image, as the handout does)."""
+    mnist = mnist or load_mnist()
+    q4 = rubric.questions["Q4"].settings if "Q4" in rubric.questions else SETTINGS_CLASSES["Q4"]()
+    q3 = rubric.questions["Q3"].settings if "Q3" in rubric.questions else SETTINGS_CLASSES["Q3"]()
+    n_train = len(mnist.y_train) if full else min(q4.train_samples, len(mnist.y_train))
+    n_test = len(mnist.y_test) if full else min(q4.test_samples, len(mnist.y_test))
+    toplevel = SandboxData(
+        mnist.x_train[: rubric.data.toplevel_train], mnist.y_train[: rubric.data.toplevel_train],
+        mnist.x_test[: rubric.data.toplevel_test], mnist.y_test[: rubric.data.toplevel_test],
+    )
+    test_images = network.flatten_images(mnist.x_test[:n_test])
+    test_labels = mnist.y_test[:n_test].astype(np.int64)
+    probes = probe_samples(test_images, test_labels, max(q3.max_samples, 5))
+    train_images = network.flatten_images(mnist.x_train[:n_train])
+    train_labels = mnist.y_train[:n_train].astype(np.int64)
+    trained = network.train_epoch(*network.init_params(), train_images[:1000], train_labels[:1000])
+    return GradingData(
+        mnist.source, toplevel, train_images, train_labels, test_images, test_labels,
+        tuple((np.asarray(x), int(y)) for x, y in probes), trained,
+    )
+
+
+def grade_submission(
+    path: str | Path,
+    rubric: Rubric,
+    data: GradingData,
+    *,
+    name: str | None = None,
+    visible_only: bool = False,
+    hide: Sequence[str | Path] = (),
+) -> SubmissionResult:
+    """Grade one .py/.ipynb file; never raises on anything the student did."""
+    started = time.monotonic()
+    path = Path(path)
+    submission = load_submission(path)
+    header = _header(path, name or path.stem, rubric)
+    if isinstance(submission, NotGradable):
+        error = RunError("not_gradable", path.name, f"not gradable: {submission.reason}")
+        questions = tuple(score_question(q, [], rubric) for q in _question_ids(rubric))
+        return _finish(header, questions, errors=(error,), started=started, visible_only=visible_only)
+
+    limits = Limits(**{k: getattr(rubric.limits, k) for k in
+                       ("cell_timeout_s", "call_timeout_s", "total_timeout_s", "memory_mb", "output_kb", "file_mb")})
+    with Sandbox(submission, data.toplevel, limits, hide=hide) as box:
+        run = box.run_cells()
+        student = build_student(box, run)
+        checks, gradients, training, figures = run_checks(student, rubric, data)
+        protections = box.protections()
+        errors = tuple(run.errors) + _problems_as_errors(student)
+        adaptations = tuple(getattr(student, "adaptations", ()))
+    questions = tuple(score_question(q, checks.get(q, []), rubric) for q in _question_ids(rubric))
+    return _finish(header, questions, gradients=gradients, training=training, errors=errors,
+                   adaptations=adaptations, protections=protections, figures=figures,
+                   started=started, visible_only=visible_only)
+
+
+def run_checks(
+    student: Student, rubric: Rubric, data: GradingData
+) -> tuple[dict[str, list[CheckResult]], dict[str, GradientVerdict], dict[str, Any], dict[str, Any]]:
+    """Every question's checks on one student, each question on its own (a crash costs only that question)."""
+    settings = {q: (rubric.questions[q].settings if q in rubric.questions else cls())
+                for q, cls in SETTINGS_CLASSES.items()}
+    checks: dict[str, list[CheckResult]] = {}
+    gradients: dict[str, GradientVerdict] = {}
+    training: dict[str, Any] = {}
+    figures: dict[str, Any] = {}
+    init = network.init_params()
+
+    checks["helpers"] = _guarded("helpers", lambda: check_helpers(student, settings["helpers"]))
+    checks["Q1"] = _guarded("Q1", lambda: check_initialisation(student, settings["Q1"], _layout_note(student)))
+
+    def q2() -> list[CheckResult]:
+        cases = [ForwardCase(probe_point(x, settings["Q3"].seed + i), x, y, f"probe digit {i + 1}")
+                 for i, (x, y) in enumerate(data.probes[:3])]
+        cases += [ForwardCase(init, x, y, f"handout initialisation, digit {i + 1}")
+                  for i, (x, y) in enumerate(data.probes[3:5])]
+        n = min(200, len(data.test_labels))
+        return (check_feed_forward_sample(student, cases, settings["Q2"])
+                + check_feed_forward_dataset(student, data.trained, data.test_images[:n],
+                                             data.test_labels[:n], settings["Q2"]))
+
+    checks["Q2"] = _guarded("Q2", q2)
+
+    def q3() -> list[CheckResult]:
+        results, verdicts = check_backprop(student, list(data.probes), settings["Q3"])
+        gradients.update(verdicts)
+        return results
+
+    checks["Q3"] = _guarded("Q3", q3)
+
+    def q4() -> list[CheckResult]:
+        loop = check_training_loop(student, init, data.train_images, data.train_labels, settings["Q4"])
+        short = check_short_training(student, init, data.train_images, data.train_labels,
+                                     data.test_images, data.test_labels, settings["Q4"])
+        training.update({k: short.details.get(k) for k in ("student", "reference", "epochs") if k in short.details})
+        return [loop, short]
+
+    checks["Q4"] = _guarded("Q4", q4)
+    if training.get("student") is not None:
+        figures["training"] = training
+    figures.update(_init_figures(student.initial_params))
+    if any(not v.ok for v in gradients.values()):
+        figures.update(_gradient_figures(student, data, settings["Q3"].seed))
+    return checks, gradients, training, figures
+
+
+def _init_figures(params: Params | None) -> dict[str, Any]:
+    """figures["init"]: each weight matrix's values against the expected N(0, 1/max(n_in, n_out))."""
+    if params is None:
+        return {}
+    init = {}
+    for layer, w in enumerate(params[0]):
+        w = np.asarray(w, dtype=np.float64)
+        if w.ndim == 2 and np.isfinite(w).all():
+            init[f"W{layer + 1}"] = {"values": w.ravel().tolist(), "sigma": float(np.sqrt(1.0 / max(w.shape))),
+                                     "mean": 0.0}
+    return {"init": init} if init else {}
+
+
+def _gradient_figures(student: Student, data: GradingData, seed: int) -> dict[str, Any]:
+    """figures["gradients"]: the student's implied gradient and the finite differences at the first probe."""
+    from grader.gradients import TENSOR_NAMES, finite_difference_gradient, implied_gradient, tensor
+    from grader.student import StudentCodeError
+
+    x, label = data.probes[0]
+    params = probe_point(x, seed)
+    try:
+        after = student.train_one_sample(params, x, label, 1.0)
+        implied = implied_gradient(params, after, 1.0)
+    except (StudentCodeError, ValueError, TypeError, IndexError):
+        return {}
+    expected = finite_difference_gradient(params, x, label)
+    pictures = {}
+    for name in TENSOR_NAMES:
+        g, f = np.asarray(tensor(implied, name)), np.asarray(tensor(expected, name))
+        if g.shape == f.shape and np.isfinite(g).all():
+            pictures[name] = {"student": g.tolist(), "expected": f.tolist()}
+    return {"gradients": pictures} if pictures else {}
+
+
+def _guarded(qid: str, fn: Callable[[], list[CheckResult]]) -> list[CheckResult]:
+    """The question's checks, or one 'error' result worded as the grader's failure, never a crash."""
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - a grader bug must cost the grader, not the whole report
+        import traceback
+
+        return [CheckResult(f"{qid}.grader", f"{qid}: grader failure", "error", 0.0, 0.0,
+                            f"The grader failed while checking {qid} (not your code's fault): {exc!r}. "
+                            "Please report this to the course staff.", "hidden",
+                            details={"traceback": traceback.format_exc()[-4000:]})]
+
+
+def _layout_note(student: Student) -> str | None:
+    notes = [a for a in getattr(student, "adaptations", ()) if "transposed" in a]
+    return notes[0] if notes else None
+
+
+def _problems_as_errors(student: Student) -> tuple[RunError, ...]:
+    return tuple(RunError("exception", "grader adaptation", p) for p in getattr(student, "problems", ()))
+
+
+def _question_ids(rubric: Rubric) -> list[str]:
+    return [q for q in QUESTION_ORDER if q in rubric.questions or q in KNOWN_CHECKS]
+
+
+def _header(path: Path, name: str, rubric: Rubric) -> dict[str, Any]:
+    return {"submission": name, "path": str(path), "rubric": rubric.name, "rubric_sha256": rubric.sha256,
+            "grader_version": __version__,
+            "graded_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat()}
+
+
+def _finish(header: dict[str, Any], questions: tuple[QuestionResult, ...], *, started: float,
+            visible_only: bool, **fields: Any) -> SubmissionResult:
+    if visible_only:
+        questions = tuple(replace(q, checks=tuple(c for c in q.checks if c.visibility == "visible"))
+                          for q in questions)
+    return SubmissionResult(questions=questions, duration_s=round(time.monotonic() - started, 3),
+                            **header, **fields)

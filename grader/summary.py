@@ -1,0 +1,69 @@
+"""The terminal summary `grade` prints: per question, with the failing checks' messages."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from typing import Any
+
+from grader.session import RunOutcome
+
+MARKS = {"passed": "ok", "failed": "FAIL", "error": "ERROR", "skipped": "skip"}
+
+
+def _points(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def _wrap(text: str, indent: str) -> str:
+    width = max(60, min(110, shutil.get_terminal_size((100, 20)).columns))
+    return "\n".join(textwrap.fill(line, width, initial_indent=indent, subsequent_indent=indent)
+                     for line in text.splitlines() if line.strip())
+
+
+def submission_lines(result: dict[str, Any], *, detailed: bool, self_check: bool) -> list[str]:
+    """Lines describing one result: header, per-question scores, failing checks, run errors."""
+    lines = [f"{result.get('submission')}: {_points(result.get('score', 0))} / {_points(result.get('max_score', 0))}"
+             + ("   (visible checks only)" if self_check else "")]
+    for q in result.get("questions", []):
+        if not q.get("checks"):
+            continue
+        lines.append(f"  {q['title']}: {_points(q['score'])} / {_points(q['max_score'])}")
+        if not detailed:
+            continue
+        for c in q["checks"]:
+            if c["status"] == "passed" and not self_check:
+                continue
+            lines.append(f"    [{MARKS.get(c['status'], c['status'])}] {c['title']} "
+                         f"({_points(c['score'])}/{_points(c['max_score'])})")
+            if c["status"] != "passed":
+                lines.append(_wrap(c["message"], "        "))
+    errors = result.get("errors", [])
+    if errors and detailed:
+        lines.append("  While running your code:")
+        for e in errors[:10]:
+            lines.append(_wrap(f"{e['where']}: {e['message']}", "    - "))
+        if len(errors) > 10:
+            lines.append(f"    ... and {len(errors) - 10} more (see the report)")
+    if detailed and result.get("adaptations"):
+        lines.append("  The grader adapted to your code:")
+        lines += [_wrap(a, "    - ") for a in result["adaptations"]]
+    return lines
+
+
+def print_summary(outcome: RunOutcome, *, self_check: bool = False) -> None:
+    """Print every result (in detail when there are few) and where the reports are."""
+    detailed = len(outcome.results) <= 3
+    for result in outcome.results:
+        print("\n".join(submission_lines(result, detailed=detailed, self_check=self_check)))
+        if detailed:
+            print()
+    if not detailed:
+        scores = [r.get("score", 0) for r in outcome.results]
+        print(f"{len(scores)} submissions, mean {sum(scores) / len(scores):.1f}, "
+              f"{outcome.regraded} graded now, {outcome.up_to_date} up to date")
+    if outcome.data_source:
+        print(f"MNIST: {outcome.data_source}")
+    if outcome.out_dir is not None:
+        where = outcome.out_dir
+        print(f"Reports: {where}/" + ("" if detailed else "  (index.html, grades.csv)"))
