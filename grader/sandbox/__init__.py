@@ -1,0 +1,21 @@
+"""Run a student's submission in a sandboxed child process and call its functions from the grader.
+
+See docs/DESIGN.md ("Sandbox"). Student code only ever runs in the child (runner.py); values come back as
+JSON and .npy files read without pickle.
+"""
+
+from grader.sandbox.isolation import SandboxFailure, protections
+from grader.sandbox.session import (
+    CallResult,
+    CellOutcome,
+    Limits,
+    Param,
+    RunLog,
+    Sandbox,
+    SandboxData,
+    Symbol,
+)
+from grader.sandbox.values import Fingerprint, Opaque
+
+__all__ = ["CallResult", "CellOutcome", "Fingerprint", "Limits", "Opaque", "Param", "RunLog", "Sandbox",
+           "SandboxData", "SandboxFailure", "Symbol", "protections"]

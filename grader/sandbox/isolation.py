@@ -1,0 +1,234 @@
+"""How the child is started: command line, environment, rlimits, namespaces, privilege drop.
+
+As root: `unshare` gives the child fresh PID, network, mount, IPC and UTS namespaces; inside, still root,
+a small sh script hides the grader's files under empty tmpfs mounts (keeping the Python installation and
+the sandbox directory reachable at their own paths), then `setpriv` drops to an unprivileged uid/gid with
+no supplementary groups and no new privileges, and execs `python -I runner.py`. Not as root: the same
+`python -I runner.py` in its own session, with rlimits only; `protections()` says so.
+"""
+
+from __future__ import annotations
+
+import grp
+import importlib.util
+import os
+import resource
+import secrets
+import shlex
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+               "VECLIB_MAXIMUM_THREADS")
+ALWAYS_HIDDEN = ("/root", "/home", "/tmp", "/var/tmp")
+STAGING_CANDIDATES = ("/dev/shm", "/mnt", "/media")
+FRESH_UID_BASE, FRESH_UID_SPAN = 1 << 20, 1 << 20
+
+
+class SandboxFailure(RuntimeError):
+    """The grader cannot run student code safely (a required protection is missing or broken)."""
+
+
+@dataclass(frozen=True)
+class ChildUser:
+    """The unprivileged identity the child runs as (root mode only)."""
+
+    uid: int
+    gid: int
+
+
+def is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def default_child_user() -> ChildUser:
+    """A fresh unprivileged uid for one sandbox (so RLIMIT_NPROC, which counts per uid, is its own), with
+    the nogroup/nobody group. The uid has no account: nothing on the machine belongs to it."""
+    uid = FRESH_UID_BASE + secrets.randbelow(FRESH_UID_SPAN)
+    for group in ("nogroup", "nobody"):
+        try:
+            return ChildUser(uid, grp.getgrnam(group).gr_gid)
+        except KeyError:
+            continue
+    return ChildUser(uid, 65534)
+
+
+def isolation_tools() -> dict[str, str | None]:
+    return {tool: shutil.which(tool) for tool in ("unshare", "setpriv", "mount", "umount", "sh")}
+
+
+def grader_paths() -> list[Path]:
+    """The grader's own package dirs (grader/, reference/) and the project dir holding them, if separate."""
+    import grader
+    import reference
+
+    packages = [Path(grader.__file__).resolve().parent, Path(reference.__file__).resolve().parent]
+    paths = list(packages)
+    project = packages[0].parent
+    if not any(_within(k, project) for k in python_paths()):
+        paths.append(project)
+    return paths
+
+
+def python_paths() -> list[Path]:
+    """What the child's interpreter needs at its own path: prefixes, the executable, numpy, matplotlib."""
+    paths = {Path(sys.base_prefix), Path(sys.prefix), Path(os.path.realpath(sys.executable)).parent}
+    for module in ("numpy", "matplotlib"):
+        spec = importlib.util.find_spec(module)
+        if spec is not None and spec.origin:
+            paths.add(Path(spec.origin).resolve().parent.parent)
+    return sorted(paths)
+
+
+def _within(path: Path, ancestor: Path) -> bool:
+    return path == ancestor or ancestor in path.parents
+
+
+def _outermost(paths: Sequence[Path]) -> list[Path]:
+    unique = sorted(set(paths), key=lambda p: len(p.parts))
+    kept: list[Path] = []
+    for p in unique:
+        if not any(_within(p, k) for k in kept):
+            kept.append(p)
+    return kept
+
+
+def mount_script(hide: Sequence[Path], keep: Sequence[Path], tmp_mb: int, scratch: Path,
+                 user: ChildUser) -> str:
+    """The sh script run as root inside the new namespaces: hide `hide`, keep `keep` at their paths.
+
+    The scratch directory becomes a private tmpfs of `tmp_mb` owned by `user` (bounded disk use).
+    """
+    hide = [Path(os.path.realpath(p)) for p in hide if os.path.lexists(p)]
+    keep = _outermost([Path(os.path.realpath(p)) for p in keep])
+    for h in hide:
+        if h in keep:
+            raise SandboxFailure(f"cannot hide {h}: the sandboxed Python needs it")
+    outer = _outermost([h for h in hide if not any(_within(h, k) for k in keep)])
+    inner = _outermost([h for h in hide if any(_within(h, k) for k in keep)])
+    staged = [k for k in keep if any(_within(k, h) for h in outer)]
+    stage = _staging_dir(outer + keep)
+    q = shlex.quote
+    lines = ["set -e", f"mount -t tmpfs -o mode=700,size=1m grader-stage {q(stage)}"]
+    for i, k in enumerate(staged):
+        lines.append(f"mkdir {q(stage)}/k{i} && mount --rbind {q(str(k))} {q(stage)}/k{i}")
+    lines += [_hide_command(h, tmp_mb) for h in outer]
+    for i, k in enumerate(staged):
+        lines.append(f"mkdir -p {q(str(k))} && mount --move {q(stage)}/k{i} {q(str(k))}")
+    lines += [_hide_command(h, tmp_mb) for h in inner]
+    lines.append(f"mount -t tmpfs -o mode=700,uid={user.uid},gid={user.gid},size={tmp_mb}m grader-scratch "
+                 f"{q(str(scratch))}")
+    lines += [f"umount {q(stage)}", f"mount -t tmpfs -o mode=1777,size={tmp_mb}m grader-shm {q(stage)}"]
+    return "\n".join(lines)
+
+
+def _staging_dir(taken: Sequence[Path]) -> str:
+    for candidate in STAGING_CANDIDATES:
+        path = Path(candidate)
+        clashes = any(_within(path, t) or _within(t, path) for t in taken)
+        if path.is_dir() and not path.is_symlink() and not clashes:
+            return candidate
+    raise SandboxFailure(f"no directory to stage mounts in (tried {', '.join(STAGING_CANDIDATES)})")
+
+
+def _hide_command(path: Path, tmp_mb: int) -> str:
+    q = shlex.quote(str(path))
+    if not path.is_dir():
+        return f"mount --bind /dev/null {q}"
+    if str(path) in ("/tmp", "/var/tmp"):
+        return f"mount -t tmpfs -o mode=1777,size={tmp_mb}m grader-tmp {q}"
+    return f"mount -t tmpfs -o mode=755,size=1m grader-hidden {q}"
+
+
+def isolated_command(python_argv: Sequence[str], script: str, user: ChildUser) -> list[str]:
+    """unshare (pid, net, mount, ipc, uts) -> sh mount script -> setpriv (drop to `user`) -> python."""
+    tools = isolation_tools()
+    missing = [name for name, path in tools.items() if path is None]
+    if missing:
+        raise SandboxFailure(f"cannot isolate the child: {', '.join(missing)} not found on PATH")
+    drop = [tools["setpriv"], f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups",
+            "--no-new-privs", "--bounding-set=-all", "--inh-caps=-all", "--pdeathsig=SIGKILL", "--"]
+    body = script + "\nexec " + " ".join(shlex.quote(a) for a in [*drop, *python_argv])
+    return [tools["unshare"], "--pid", "--net", "--mount", "--ipc", "--uts", "--fork", "--kill-child",
+            "--mount-proc", tools["sh"], "-c", body]
+
+
+def child_env(scratch: Path, data_dir: Path) -> dict[str, str]:
+    """A minimal environment: no grader variables, one BLAS thread, Agg backend, HOME in scratch."""
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(scratch), "TMPDIR": str(scratch),
+           "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "MPLBACKEND": "Agg",
+           "MPLCONFIGDIR": str(scratch / ".matplotlib"), "GRADER_SANDBOX_DATA": str(data_dir)}
+    env.update({name: "1" for name in THREAD_VARS})
+    return env
+
+
+def rlimit_setter(memory_mb: int, file_mb: int, nproc: int | None, strict: bool = True) -> Callable[[], None]:
+    """A preexec function setting the child's rlimits (inherited through unshare and setpriv).
+
+    Not strict (no isolation anyway, e.g. macOS refusing RLIMIT_AS): a limit the OS refuses is skipped.
+    """
+    limits = [(resource.RLIMIT_AS, memory_mb * 1024 * 1024), (resource.RLIMIT_FSIZE, file_mb * 1024 * 1024),
+              (resource.RLIMIT_CORE, 0)]
+    if nproc is not None:
+        limits.append((resource.RLIMIT_NPROC, nproc))
+
+    def apply() -> None:
+        for which, value in limits:
+            try:
+                resource.setrlimit(which, (value, value))
+            except (ValueError, OSError):
+                if strict:
+                    raise
+
+    return apply
+
+
+def processes_of_current_user() -> int:
+    """How many processes this uid runs now (RLIMIT_NPROC counts them all); 0 where /proc is missing."""
+    uid, count = os.getuid(), 0
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return 0
+    for entry in entries:
+        if entry.isdigit():
+            try:
+                count += os.stat(f"/proc/{entry}").st_uid == uid
+            except OSError:
+                continue
+    return count
+
+
+def protections(memory_mb: int = 2048, file_mb: int = 64, nproc: int = 64,
+                require_isolation: bool | None = None) -> tuple[str, ...]:
+    """What a sandbox started now would enforce (Sandbox.protections reports the verified ones)."""
+    limits = (f"rlimits: address space {memory_mb} MB, file size {file_mb} MB, {nproc} processes, "
+              "no core dumps; one BLAS/OpenMP thread; stdin is /dev/null; output captured and bounded")
+    isolate = is_root() if require_isolation is None else require_isolation
+    if not isolate:
+        return (limits, "own session and process group: a time-out kills the group (SIGKILL)",
+                "NOT isolated (not running as root): the child runs as this user, has the network, can read "
+                "this user's files, and a grandchild that calls setsid() can outlive a time-out")
+    missing = [name for name, path in isolation_tools().items() if path is None]
+    if missing:
+        return (limits, f"UNAVAILABLE: isolation needs {', '.join(missing)}; grading would fail closed")
+    return (limits,
+            "child runs as its own unprivileged uid (no account), no supplementary groups, no capabilities, "
+            "no new privileges",
+            "fresh PID namespace: the grader's processes are invisible; a time-out kills every process the "
+            "submission started, setsid() grandchildren included",
+            "fresh network namespace: no network",
+            "private mount namespace: the grader's source, /root, /home, /tmp and named paths are hidden; "
+            "the child writes only its own scratch directory")
+
+
+def hidden_allowances(hide: Sequence[Path], keep: Sequence[Path]) -> dict[str, list[str]]:
+    """For each hidden path, the only names the child may list in it (those leading to kept paths)."""
+    keep = [Path(os.path.realpath(k)) for k in keep]
+    allowed: dict[str, list[str]] = {}
+    for h in (Path(os.path.realpath(p)) for p in hide if os.path.lexists(p)):
+        allowed[str(h)] = sorted({k.relative_to(h).parts[0] for k in keep if h in k.parents})
+    return allowed

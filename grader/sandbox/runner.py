@@ -1,0 +1,454 @@
+"""The child side of the sandbox: runs a student's cells in one namespace and answers the grader's requests.
+
+This is the only grader code that shares a process with student code. It uses the stdlib and numpy only and
+is started as `python -I runner.py CONFIG_JSON` with a request pipe and an answer pipe (newline-delimited
+JSON, one answer per request). Arrays travel as .npy files (never pickle) in the exchange directories:
+the grader writes to `to_child`, this process writes to `from_child`.
+"""
+
+import builtins
+import faulthandler
+import importlib.machinery
+import inspect
+import json
+import linecache
+import math
+import os
+import random
+import shutil
+import signal
+import socket
+import sys
+import traceback
+import types
+
+import numpy as np
+from numpy.lib import format as npy_format
+
+RUNNER_FILE = os.path.abspath(__file__)
+# Taken before any student code runs, so patching json/os/numpy attributes cannot reach the protocol.
+_dumps, _loads, _write = json.dumps, json.loads, os.write
+_write_array, _load = npy_format.write_array, np.load
+MAX_DEPTH = 32
+MAX_ITEMS = 200_000
+REPR_CHARS = 300
+TRACEBACK_CHARS = 20_000
+NUMERIC_KINDS = "biufc"
+
+
+class BoundedWriter:
+    """A text stream keeping the first `limit` characters written and counting the rest."""
+
+    encoding = "utf-8"
+    errors = "replace"
+
+    def __init__(self, limit):
+        self.limit, self.parts, self.kept, self.dropped = limit, [], 0, 0
+
+    def write(self, text):
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        room = self.limit - self.kept
+        if room > 0:
+            self.parts.append(text[:room])
+            self.kept += min(room, len(text))
+        self.dropped += max(0, len(text) - max(room, 0))
+        return len(text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+    def readable(self):
+        return False
+
+    def writable(self):
+        return True
+
+    def take(self):
+        text = "".join(self.parts).encode("utf-8", "backslashreplace").decode("utf-8")
+        dropped = self.dropped
+        self.parts, self.kept, self.dropped = [], 0, 0
+        return text, dropped
+
+
+class Exchange:
+    """Value trees <-> JSON, arrays as .npy files: read from `inbox`, written to `outbox`."""
+
+    def __init__(self, inbox, outbox):
+        self.inbox, self.outbox, self.count = inbox, outbox, 0
+
+    def encode(self, value, fingerprints=False, depth=0, seen=None):
+        seen = set() if seen is None else seen
+        if value is None or isinstance(value, (bool, str)):
+            return value
+        if isinstance(value, int) and not isinstance(value, np.integer):
+            return int(value)
+        if isinstance(value, float) and not isinstance(value, np.floating):
+            return float(value) if math.isfinite(value) else {"$": "float", "v": repr(float(value))}
+        if isinstance(value, np.generic) and value.dtype.kind in "biuf":
+            return self.encode(value.item(), fingerprints, depth, seen)
+        if isinstance(value, (np.ndarray, np.generic)):
+            return self._array(np.asarray(value), fingerprints)
+        if depth >= MAX_DEPTH or id(value) in seen:
+            return opaque(value, "nested too deeply or contains itself")
+        if isinstance(value, (list, tuple, dict)) and len(value) <= MAX_ITEMS:
+            seen = seen | {id(value)}
+            if isinstance(value, dict):
+                pairs = [[k, v] for k, v in list(value.items())]
+                items = [[self.encode(x, fingerprints, depth + 1, seen) for x in pair] for pair in pairs]
+                return {"$": "dict", "items": items}
+            items = [self.encode(v, fingerprints, depth + 1, seen) for v in list(value)]
+            return items if type(value) is list else {"$": "tuple", "items": items}
+        return opaque(value)
+
+    def _array(self, array, fingerprints):
+        if array.dtype.kind not in NUMERIC_KINDS:
+            return opaque(array, f"array of dtype {array.dtype} (only numeric arrays are read)")
+        if fingerprints:
+            return fingerprint(array)
+        while True:  # student code may have planted files at the names this would use
+            self.count += 1
+            name = f"c{self.count}.npy"
+            try:
+                fd = os.open(os.path.join(self.outbox, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                break
+            except FileExistsError:
+                continue
+        with os.fdopen(fd, "wb") as f:
+            _write_array(f, np.ascontiguousarray(array), allow_pickle=False)
+        return {"$": "ndarray", "file": name}
+
+    def decode(self, node):
+        if isinstance(node, list):
+            return [self.decode(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        tag = node.get("$")
+        if tag == "float":
+            return float(node["v"])
+        if tag == "tuple":
+            return tuple(self.decode(v) for v in node["items"])
+        if tag == "dict":
+            return {self.decode(k): self.decode(v) for k, v in node["items"]}
+        if tag == "ndarray":
+            name = os.path.basename(node["file"])
+            return _load(os.path.join(self.inbox, name), allow_pickle=False)
+        raise ValueError(f"unknown value tag {tag!r}")
+
+
+def opaque(value, why=None):
+    try:
+        text = repr(value)[:REPR_CHARS]
+    except BaseException as exc:  # a student's __repr__ may raise anything
+        text = f"<unprintable: {type(exc).__name__}>"
+    kind = type(value)
+    return {"$": "opaque", "type": f"{kind.__module__}.{kind.__qualname__}", "repr": why or text}
+
+
+def fingerprint(array):
+    nonzero = np.flatnonzero(array)
+    magnitude = np.abs(array).astype(np.float64)  # float64: uint8 squares would wrap around
+    total, squares = array.astype(np.complex128 if array.dtype.kind == "c" else np.float64).sum(), (
+        magnitude * magnitude).sum()
+    return {"$": "fingerprint", "shape": list(array.shape), "dtype": str(array.dtype),
+            "sum": _number(total), "sum_sq": _number(squares),
+            "first_nonzero": int(nonzero[0]) if nonzero.size else None}
+
+
+def _number(x):
+    x = complex(x).real if np.iscomplexobj(x) else float(x)
+    return x if math.isfinite(x) else {"$": "float", "v": repr(x)}
+
+
+def student_traceback(exc):
+    """The traceback without this runner's frames: student file names and line numbers."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == RUNNER_FILE:
+        tb = tb.tb_next
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    half = TRACEBACK_CHARS // 2
+    return text if len(text) <= TRACEBACK_CHARS else text[:half] + "\n...\n" + text[-half:]
+
+
+def error_of(exc):
+    if isinstance(exc, SystemExit):
+        kind, message = "exit", f"the code called sys.exit({exc.code!r})"
+    elif isinstance(exc, MemoryError):
+        kind, message = "memory", "MemoryError: ran out of memory (the sandbox limits the address space)"
+    else:
+        kind = "exception"
+        try:
+            message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        except BaseException:
+            message = type(exc).__name__
+    return {"kind": kind, "message": message[:2000], "traceback": student_traceback(exc)}
+
+
+class Runner:
+    def __init__(self, config):
+        self.config = config
+        self.exchange = Exchange(config["inbox"], config["outbox"])
+        self.limit = config["output_chars"]
+        self.out, self.err = BoundedWriter(self.limit), BoundedWriter(self.limit)
+        self.ns = {"__name__": "__main__", "__builtins__": builtins}
+        self.lines = {}
+        self.snapshotted = not config.get("snapshot", True)
+        self.pid = os.getpid()
+
+    def guarded(self, thunk):
+        """Run student code with bounded stdout/stderr; -> (value, error, stdout, stderr)."""
+        sys.stdout, sys.stderr = self.out, self.err
+        value, error = None, None
+        try:
+            value = thunk()
+        except BaseException as exc:  # student code may raise anything, SystemExit included
+            error = error_of(exc)
+        finally:
+            if os.getpid() != self.pid:  # a fork() in student code returned here in the child: end it
+                os._exit(0)
+            sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+        return value, error, self.out.take(), self.err.take()
+
+    def register_lines(self, filename, source, first_line):
+        lines = self.lines.setdefault(filename, [])
+        new = source.split("\n")
+        needed = first_line - 1 + len(new)
+        lines.extend(["\n"] * (needed - len(lines)))
+        lines[first_line - 1:needed] = [ln + "\n" for ln in new]
+        linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
+
+    def op_run_cell(self, req):
+        filename, first_line = req["filename"], req["first_line"]
+        self.register_lines(filename, req["source"], first_line)
+        source = "\n" * (first_line - 1) + req["source"]
+
+        def run():
+            exec(compile(source, filename, "exec", dont_inherit=True), self.ns)
+
+        _, error, (out, out_dropped), (err, err_dropped) = self.guarded(run)
+        answer = {"error": error, "stdout": out, "stdout_dropped": out_dropped, "stderr": err,
+                  "stderr_dropped": err_dropped, "snapshot": None}
+        if not self.snapshotted and "weights" in self.ns and "biases" in self.ns:
+            self.snapshotted = True
+            answer["snapshot"] = {n: self.exchange.encode(self.ns[n]) for n in ("weights", "biases")}
+        return answer
+
+    def op_namespace(self, req):
+        return {"symbols": {name: describe(value) for name, value in list(self.ns.items())
+                            if not name.startswith("__")}}
+
+    def op_get(self, req):
+        return {"values": {n: self.exchange.encode(self.ns[n]) for n in req["names"] if n in self.ns}}
+
+    def op_call(self, req):
+        name = req["function"]
+        args = list(self.exchange.decode(req.get("args", [])))
+        kwargs = self.exchange.decode(req.get("kwargs", {"$": "dict", "items": []}))
+        self.ns.update(self.exchange.decode(req.get("set_globals", {"$": "dict", "items": []})))
+        function = self.ns.get(name)
+        recorded, originals = [], {}
+        for target in req.get("record", []):
+            if callable(self.ns.get(target)):
+                originals[target] = self.ns[target]
+                self.ns[target] = self.recorder(target, originals[target], recorded)
+
+        def call():
+            if not callable(function):
+                raise NameError(f"name {name!r} is not defined as a function")
+            return function(*args, **kwargs)
+
+        try:
+            value, error, (out, out_dropped), (err, err_dropped) = self.guarded(call)
+        finally:
+            self.ns.update(originals)
+        answer = {"error": error, "stdout": out, "stdout_dropped": out_dropped, "stderr": err,
+                  "stderr_dropped": err_dropped, "recorded": recorded,
+                  "globals": {n: self.exchange.encode(self.ns[n]) for n in req.get("get_globals", [])
+                              if n in self.ns}}
+        answer["value"] = None if error else self.exchange.encode(value)
+        answer["args_after"] = self.exchange.encode(args) if req.get("return_args") else None
+        return answer
+
+    def recorder(self, name, original, log):
+        try:
+            signature = inspect.signature(original)
+        except (TypeError, ValueError):
+            signature = None
+
+        def record(*args, **kwargs):
+            try:
+                bound = signature.bind(*args, **kwargs)
+                bound.apply_defaults()
+                arguments = dict(bound.arguments)
+            except (AttributeError, TypeError):
+                arguments = {"*args": args, "**kwargs": kwargs}
+            encoded = {k: self.exchange.encode(v, fingerprints=True) for k, v in arguments.items()}
+            log.append({"function": name, "arguments": encoded})
+
+        return record
+
+    def serve(self, requests, answers):
+        for line in requests:
+            req = {}
+            try:
+                req = _loads(line)
+                answer = getattr(self, "op_" + req["op"])(req) if req["op"] != "exit" else {}
+            except Exception as exc:  # the runner's own failure (e.g. student code broke json): say so
+                answer = {"protocol_error": f"{type(exc).__name__}: {exc}"[:2000]}
+            answer["id"] = req.get("id")
+            try:
+                send(answers, answer)
+            except Exception as exc:  # e.g. a builtin json needs was replaced: say so without json
+                send_failure(answers, req.get("id"), exc)
+            if req.get("op") == "exit":
+                break
+
+
+def describe(value):
+    kind = type(value)
+    info = {"type_name": f"{kind.__module__}.{kind.__qualname__}"}
+    if isinstance(value, types.FunctionType):
+        info.update(kind="function", signature=signature_of(value))
+    elif isinstance(value, type):
+        info["kind"] = "class"
+    elif isinstance(value, types.ModuleType):
+        info["kind"] = "module"
+    elif isinstance(value, np.ndarray):
+        info.update(kind="ndarray", shape=list(value.shape), dtype=str(value.dtype))
+    elif isinstance(value, (list, tuple, dict)):
+        info.update(kind=kind.__name__ if kind in (list, tuple, dict) else "object", length=len(value))
+    elif value is None or isinstance(value, (bool, int, float, complex, str, bytes, set, np.generic)):
+        scalar = "scalar" if isinstance(value, np.generic) else kind.__name__
+        info["kind"] = "none" if value is None else scalar
+    elif callable(value):
+        info.update(kind="callable", signature=signature_of(value))
+    else:
+        info["kind"] = "object"
+    return info
+
+
+def signature_of(function):
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    return [{"name": p.name, "kind": p.kind.name, "has_default": p.default is not p.empty,
+             "default_repr": None if p.default is p.empty else opaque(p.default)["repr"]} for p in parameters]
+
+
+def send(stream, answer):
+    data = (_dumps(answer, ensure_ascii=True, allow_nan=False) + "\n").encode("ascii")
+    view = memoryview(data)
+    while view:
+        view = view[_write(stream, view):]
+
+
+def send_failure(stream, request_id, exc):
+    """A protocol_error answer built by hand (only str operations), for when json itself is broken."""
+    safe = "".join(c for c in f"{type(exc).__name__}: {exc}"[:200] if c.isalnum() or c in " .:_-")
+    ident = "".join(c for c in str(request_id) if c.isalnum() or c == "-")
+    line = '{"id": "' + ident + '", "protocol_error": "cannot encode the answer: ' + safe + '"}\n'
+    _write(stream, line.encode("ascii", "replace"))
+
+
+class _NoShowPyplot:
+    """Meta-path hook: when the student imports matplotlib.pyplot, make plt.show a no-op."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "matplotlib.pyplot":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            execute = spec.loader.exec_module
+
+            def exec_module(module):
+                execute(module)
+                module.show = lambda *args, **kwargs: None
+
+            spec.loader.exec_module = exec_module
+        return spec
+
+
+class _QuietIPython:
+    """What get_ipython() returns: every method exists and does nothing."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def _no_input(prompt=""):
+    raise EOFError("input() is not available while grading (no stdin)")
+
+
+def _display(*objects, **kwargs):
+    for obj in objects:
+        print(repr(obj))
+
+
+def prepare_environment(config):
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an over-long write fails with EFBIG instead of killing
+    faulthandler.enable(file=sys.__stderr__)
+    sys.path.insert(0, config["shims"])
+    sys.meta_path.insert(0, _NoShowPyplot())
+    sys.argv = [config["argv0"]]
+    os.chdir(config["scratch"])
+    if config.get("mpl_cache") and os.path.isdir(config["mpl_cache"]):
+        target = os.path.join(config["scratch"], ".matplotlib")
+        shutil.copytree(config["mpl_cache"], target, dirs_exist_ok=True)
+    np.random.seed(0)
+    random.seed(0)
+    builtins.input = _no_input
+    builtins.get_ipython = lambda: _QuietIPython()
+    builtins.display = _display
+
+
+def probe(config):
+    """What the child can see and do, reported before any student code runs (the grader checks it)."""
+    report = {"uid": os.getuid(), "gid": os.getgid(), "groups": sorted(os.getgroups()), "pid": os.getpid()}
+    try:
+        with open(config["probe_secret"], "rb") as f:
+            report["secret_readable"] = bool(f.read(1) or True)
+    except OSError:
+        report["secret_readable"] = False
+    report["grader_visible"] = os.path.exists(f"/proc/{config['grader_pid']}")
+    report["hidden_visible"] = [p for p, allowed in config["hidden"].items() if _visible(p, allowed)]
+    report["interfaces"] = [name for _, name in socket.if_nameindex()]
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # TEST-NET-1: only asks the kernel for a route
+        report["network_route"] = True
+    except OSError:
+        report["network_route"] = False
+    return report
+
+
+def _visible(path, allowed):
+    try:
+        if os.path.isdir(path):
+            return bool(set(os.listdir(path)) - set(allowed))
+        with open(path, "rb") as f:
+            return bool(f.read(1))
+    except OSError:
+        return False
+
+
+def main():
+    config = json.loads(sys.argv[1])
+    requests = os.fdopen(config["request_fd"], "rb")
+    answers = config["answer_fd"]
+    send(answers, {"id": "hello", "probe": probe(config)})
+    prepare_environment(config)
+    Runner(config).serve(requests, answers)
+    sys.stdout.flush()
+    os._exit(0)  # do not wait for threads the student left running
+
+
+if __name__ == "__main__":
+    main()

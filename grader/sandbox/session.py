@@ -1,0 +1,685 @@
+"""The parent side of the sandbox: one child per submission, cells run like a notebook, then calls.
+
+Every request has a wall-clock limit enforced from outside the child; a time-out, exit or crash kills the
+child's whole process tree, is recorded, and the next request starts a fresh child that replays the cells
+which completed before. Student behaviour never raises here; `SandboxFailure` means the grader cannot work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grader.results import RunError
+from grader.sandbox import isolation
+from grader.sandbox.isolation import ChildUser, SandboxFailure
+from grader.sandbox.values import ArrayReader, ArrayWriter, Opaque
+from grader.submission import Cell, Submission
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+ERROR_KINDS = {"exception", "timeout", "memory", "output_limit", "exit", "crash"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-submission limits; times in seconds, sizes in MB (output in KB, per cell or call)."""
+
+    cell_timeout_s: float = 60.0
+    call_timeout_s: float = 30.0
+    total_timeout_s: float = 900.0
+    memory_mb: int = 2048
+    output_kb: int = 64
+    file_mb: int = 64
+    nproc: int = 64
+    max_array_mb: int = 256
+    max_answer_mb: int = 128
+    start_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class SandboxData:
+    """What `tf.keras.datasets.mnist.load_data()` returns in the child: images (n, 28, 28), labels (n,)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"x_train": self.x_train, "y_train": self.y_train,
+                "x_test": self.x_test, "y_test": self.y_test}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a student function: name, inspect kind name, has a default (and its repr)."""
+
+    name: str
+    kind: str
+    has_default: bool
+    default_repr: str | None = None
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """A top-level name in the student's namespace, described without sending its value."""
+
+    name: str
+    kind: str  # "function", "ndarray", "list", "tuple", "dict", "int", "float", "module", "class", ...
+    type_name: str
+    signature: tuple[Param, ...] | None = None
+    shape: tuple[int, ...] | None = None
+    dtype: str | None = None
+    length: int | None = None
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    """What running one cell did; status is "ok" or the RunError kind."""
+
+    index: int
+    label: str
+    status: str
+    stdout: str = ""
+    stderr: str = ""
+    error: RunError | None = None
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class RunLog:
+    """The notebook run: outcome per cell, every error, weights/biases right after they first exist."""
+
+    outcomes: tuple[CellOutcome, ...]
+    errors: tuple[RunError, ...]
+    initial_params: dict[str, Any] | None
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """One call of a student function: its value, the globals asked for, output, and any error."""
+
+    function: str
+    ok: bool
+    value: Any = None
+    globals: dict[str, Any] = field(default_factory=dict)  # only the requested names that exist
+    args_after: list[Any] | None = None
+    stdout: str = ""
+    stderr: str = ""
+    error: RunError | None = None
+    timed_out: bool = False
+    recorded: list[dict[str, Any]] = field(default_factory=list)  # [{"function", "arguments": {...}}]
+    duration_s: float = 0.0
+
+
+class _ChildEnded(Exception):
+    def __init__(self, kind: str, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.kind, self.message, self.detail = kind, message, detail
+
+
+class _TimedOut(Exception):
+    pass
+
+
+class _Child:
+    """One running runner process: its pipes, and how to kill all it started."""
+
+    def __init__(self, proc: subprocess.Popen, request_fd: int, answer_fd: int, max_answer: int, log: Path):
+        self.proc, self.request_fd, self.answer_fd, self.max_answer, self.log = (
+            proc, request_fd, answer_fd, max_answer, log)
+        self.buffer = bytearray()
+        self.init_pid: int | None = None
+        os.set_blocking(request_fd, False)
+        os.set_blocking(answer_fd, False)
+
+    def request(self, message: dict[str, Any], deadline: float) -> dict[str, Any]:
+        self._write((json.dumps(message) + "\n").encode(), deadline)
+        return self.read(message["id"], deadline)
+
+    def _write(self, data: bytes, deadline: float) -> None:
+        view = memoryview(data)
+        while view:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([], [self.request_fd], [], remaining)[1]:
+                raise _TimedOut()
+            try:
+                view = view[os.write(self.request_fd, view):]
+            except BrokenPipeError:
+                raise self.ended() from None
+
+    def read(self, request_id: str, deadline: float) -> dict[str, Any]:
+        """The answer line carrying `request_id`; other lines (a student writing to the pipe) are skipped."""
+        while True:
+            newline = self.buffer.find(b"\n")
+            if newline >= 0:
+                line = bytes(self.buffer[:newline])
+                del self.buffer[:newline + 1]
+                answer = _parse(line)
+                if answer is not None and answer.get("id") == request_id:
+                    return answer
+                continue
+            if len(self.buffer) > self.max_answer:
+                self.kill()
+                raise _ChildEnded("output_limit", f"the answer exceeded {self.max_answer // 2**20} MB")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self.answer_fd], [], [], remaining)[0]:
+                raise _TimedOut()
+            chunk = os.read(self.answer_fd, 1 << 20)
+            if not chunk:
+                raise self.ended()
+            self.buffer += chunk
+
+    def ended(self) -> _ChildEnded:
+        """Why the child went away (its answer pipe closed)."""
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self.proc.returncode
+        self.kill()
+        tail = _tail(self.log)
+        if code is not None and code < 0:
+            name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+            return _ChildEnded("crash", f"the process was killed by {name}", tail)
+        return _ChildEnded("exit", f"the process exited with status {code} (os._exit() or a fatal error)",
+                           tail)
+
+    def kill(self) -> None:
+        """SIGKILL the namespace's init (ends every process in it), then the child's process group."""
+        if self.init_pid and self.proc.poll() is None:
+            try:
+                os.kill(self.init_pid, signal.SIGKILL)
+                self.proc.wait(timeout=1)  # unshare reaps init and exits: no zombie is left behind
+            except (ProcessLookupError, PermissionError, subprocess.TimeoutExpired):
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def close(self) -> None:
+        for fd in (self.request_fd, self.answer_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    try:
+        answer = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return answer if isinstance(answer, dict) else None
+
+
+def _tail(path: Path, size: int = 2000) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - size))
+            text = f.read().decode("utf-8", "replace").strip()
+    except OSError:
+        return None
+    return text or None
+
+
+class Sandbox:
+    """Runs one submission in a child process; the grader's only way to touch student code.
+
+    `hide` names extra paths the child must not see (reports dir, other submissions, the MNIST file).
+    `require_isolation` (default: when running as root) makes missing namespaces/privilege drop fatal.
+    """
+
+    def __init__(self, submission: Submission, data: SandboxData | None = None, limits: Limits | None = None,
+                 *, hide: Sequence[str | Path] = (), require_isolation: bool | None = None,
+                 child_user: ChildUser | None = None):
+        self.submission = submission
+        self.data = data
+        self.limits = limits or Limits()
+        self.isolated = isolation.is_root() if require_isolation is None else require_isolation
+        if self.isolated and not isolation.is_root():
+            raise SandboxFailure("isolation is required but the grader is not running as root")
+        self.user = child_user or isolation.default_child_user()
+        self.hide = [Path(p) for p in hide]
+        self._child: _Child | None = None
+        self._base: Path | None = None
+        self._completed: list[Cell] = []
+        self._replay_errors: list[RunError] = []
+        self._initial_params: dict[str, Any] | None = None
+        self._run_log: RunLog | None = None
+        self._deadline = float("inf")
+        self._requests = 0
+        self._protections: tuple[str, ...] = ()
+        self._inbox_fd: int | None = None
+        self._outbox_fd: int | None = None
+
+    # ----- lifecycle -----
+
+    def __enter__(self) -> Sandbox:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Lay out the sandbox directory and start the child (verifying its protections)."""
+        self._deadline = time.monotonic() + self.limits.total_timeout_s
+        self._base = Path(tempfile.mkdtemp(prefix="grader-box-"))
+        try:
+            self._layout()
+            self._child = self._spawn()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """End the child (politely, then by SIGKILL) and delete the sandbox directory."""
+        if self._child is not None:
+            try:
+                self._child.request({"op": "exit", "id": self._next_id()}, time.monotonic() + 2)
+            except (_TimedOut, _ChildEnded, OSError):
+                pass
+            self._child.kill()
+            self._child.close()
+            self._child = None
+        for fd_name in ("_inbox_fd", "_outbox_fd"):
+            fd = getattr(self, fd_name, None)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, fd_name, None)
+        if self._base is not None:
+            shutil.rmtree(self._base, ignore_errors=True)
+            self._base = None
+
+    def protections(self) -> tuple[str, ...]:
+        """The protections in force for this submission (verified when the child started, as root)."""
+        return self._protections
+
+    @property
+    def replay_errors(self) -> tuple[RunError, ...]:
+        """Cells whose replay after a restart failed (they were skipped from then on)."""
+        return tuple(self._replay_errors)
+
+    # ----- the grader's requests -----
+
+    def run_cells(self) -> RunLog:
+        """Run every cell in order, continuing past errors; the second call returns the same log."""
+        if self._run_log is not None:
+            return self._run_log
+        started = time.monotonic()
+        outcomes = [self._run_cell(cell) for cell in self.submission.cells]
+        errors = tuple(o.error for o in outcomes if o.error is not None) + tuple(self._replay_errors)
+        self._run_log = RunLog(tuple(outcomes), errors, self._initial_params, time.monotonic() - started)
+        return self._run_log
+
+    def namespace(self) -> dict[str, Symbol]:
+        """The student's top-level names (dunders excluded), described."""
+        answer, _, _ = self._request({"op": "namespace"}, self.limits.call_timeout_s, "namespace")
+        if answer is None or not isinstance(answer.get("symbols"), dict):
+            return {}
+        return {str(name): _symbol(str(name), info) for name, info in answer["symbols"].items()
+                if isinstance(info, dict)}
+
+    def get(self, names: Iterable[str]) -> dict[str, Any]:
+        """Current values of the named globals that exist (value trees; Opaque where not encodable)."""
+        answer, _, _ = self._request({"op": "get", "names": list(names)}, self.limits.call_timeout_s, "get")
+        if answer is None:
+            return {}
+        return self._decode_mapping(answer.get("values"))
+
+    def call(self, function: str, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, *,
+             set_globals: dict[str, Any] | None = None, get_globals: Sequence[str] = (),
+             return_args: bool = False, record: Sequence[str] = (),
+             timeout_s: float | None = None) -> CallResult:
+        """Set globals, call `function(*args, **kwargs)` in the child, read back value, globals and args."""
+        self._require_started()
+        where = f"call {function}"
+        started = time.monotonic()
+        writer = ArrayWriter(self._inbox_fd, prefix=f"r{self._requests + 1}_")
+        message = {"op": "call", "function": function, "args": writer.encode(list(args)),
+                   "kwargs": writer.encode(dict(kwargs or {})),
+                   "set_globals": writer.encode(dict(set_globals or {})),
+                   "get_globals": list(get_globals), "return_args": return_args, "record": list(record)}
+        try:
+            answer, error, timed_out = self._request(message, timeout_s or self.limits.call_timeout_s, where)
+        finally:
+            writer.remove_written()
+        elapsed = time.monotonic() - started
+        if answer is None:
+            return CallResult(function, False, error=error, timed_out=timed_out, duration_s=elapsed)
+        error = _student_error(answer.get("error"), where)
+        reader = self._reader()
+        recorded = [{"function": str(r.get("function")),
+                     "arguments": self._decode_mapping(r.get("arguments"))}
+                    for r in answer.get("recorded") or [] if isinstance(r, dict)]
+        result = CallResult(
+            function, error is None, value=reader.decode(answer.get("value")),
+            globals=self._decode_mapping(answer.get("globals")),
+            args_after=reader.decode(answer["args_after"]) if answer.get("args_after") is not None else None,
+            stdout=_with_note(answer, "stdout"), stderr=_with_note(answer, "stderr"), error=error,
+            recorded=recorded, duration_s=elapsed)
+        self._sweep_outbox()
+        return result
+
+    # ----- internals -----
+
+    def _run_cell(self, cell: Cell) -> CellOutcome:
+        started = time.monotonic()
+        answer, error, _ = self._request(self._cell_message(cell), self.limits.cell_timeout_s, cell.label)
+        stdout = stderr = ""
+        if answer is not None:
+            self._completed.append(cell)
+            error = _student_error(answer.get("error"), cell.label)
+            stdout, stderr = _with_note(answer, "stdout"), _with_note(answer, "stderr")
+            snapshot = answer.get("snapshot")
+            if self._initial_params is None and isinstance(snapshot, dict):
+                self._initial_params = self._decode_mapping({"$": "dict", "items": list(snapshot.items())})
+            self._sweep_outbox()
+        status = "ok" if error is None else error.kind
+        return CellOutcome(cell.index, cell.label, status, stdout, stderr, error, time.monotonic() - started)
+
+    def _cell_message(self, cell: Cell) -> dict[str, Any]:
+        return {"op": "run_cell", "index": cell.index, "source": cell.source, "first_line": cell.first_line,
+                "filename": self.submission.filename_for(cell)}
+
+    def _request(self, message: dict[str, Any], timeout_s: float, where: str
+                 ) -> tuple[dict[str, Any] | None, RunError | None, bool]:
+        """Send one request (restarting the child first if needed) -> (answer, error, timed_out)."""
+        self._require_started()
+        if self._child is None:
+            self._restart()
+        if self._child is None or self._remaining() <= 0:
+            total = self.limits.total_timeout_s
+            return None, RunError("timeout", where, f"not run: the submission used up its total time limit "
+                                                    f"of {total:g} s"), True
+        return self._exchange(message, timeout_s, where)
+
+    def _exchange(self, message: dict[str, Any], timeout_s: float, where: str
+                  ) -> tuple[dict[str, Any] | None, RunError | None, bool]:
+        assert self._child is not None
+        budget = min(timeout_s, self._remaining())
+        message = {**message, "id": self._next_id()}
+        try:
+            answer = self._child.request(message, time.monotonic() + budget)
+        except _TimedOut:
+            self._discard_child()
+            which = f"its {timeout_s:g} s limit" if budget >= timeout_s else (
+                f"the submission's total limit of {self.limits.total_timeout_s:g} s")
+            message = (f"{where} was still running after {which} and was stopped "
+                       "(it and every process it started were killed)")
+            return None, RunError("timeout", where, message), True
+        except _ChildEnded as ended:
+            self._discard_child()
+            return None, RunError(ended.kind, where, f"{where}: {ended.message}", ended.detail), False
+        if "protocol_error" in answer:
+            self._discard_child()
+            message = (f"{where}: the sandbox's runner failed, probably because the code changed its "
+                       f"environment: {answer['protocol_error']}")
+            return None, RunError("crash", where, message), False
+        return answer, None, False
+
+    def _restart(self) -> None:
+        """Start a fresh child and replay the cells that completed; drop a cell whose replay fails."""
+        while self._child is None and self._remaining() > 0:
+            self._child = self._spawn()
+            for cell in list(self._completed):
+                answer, error, _ = self._exchange(self._cell_message(cell), self.limits.cell_timeout_s,
+                                                  f"replay of {cell.label}")
+                self._sweep_outbox()
+                if answer is None:
+                    self._completed.remove(cell)
+                    if error is not None:
+                        message = f"{error.message}; after a restart this cell was skipped"
+                        replay_error = RunError(error.kind, error.where, message, error.traceback)
+                        self._replay_errors.append(replay_error)
+                    break
+
+    def _require_started(self) -> None:
+        if self._base is None or self._inbox_fd is None:
+            raise SandboxFailure("the sandbox is not started (use it as a context manager)")
+
+    def _discard_child(self) -> None:
+        if self._child is not None:
+            self._child.kill()
+            self._child.close()
+            self._child = None
+
+    def _remaining(self) -> float:
+        return self._deadline - time.monotonic()
+
+    def _next_id(self) -> str:
+        self._requests += 1
+        return f"r{self._requests}-{os.urandom(4).hex()}"
+
+    def _reader(self) -> ArrayReader:
+        return ArrayReader(self._outbox_fd, self.limits.max_array_mb * 2**20)
+
+    def _decode_mapping(self, node: Any) -> dict[str, Any]:
+        if not isinstance(node, dict):
+            return {}
+        reader = self._reader()
+        items = node.get("items") if node.get("$") == "dict" else list(node.items())
+        return {str(k): reader.decode(v) for k, v in items or [] if isinstance(k, str)}
+
+    def _sweep_outbox(self) -> None:
+        """Delete whatever the child left in the outbox (files the grader did not ask for)."""
+        for name in os.listdir(self._outbox_fd):
+            try:
+                os.unlink(name, dir_fd=self._outbox_fd)
+            except OSError:
+                pass
+
+    # ----- starting the child -----
+
+    def _layout(self) -> None:
+        """base (root, 711): runner.py, shims/, data/, inbox/ (grader's); outbox/, scratch/ (child's)."""
+        base = self._base
+        assert base is not None
+        os.chmod(base, 0o711)
+        shutil.copy(PACKAGE_DIR / "runner.py", base / "runner.py")
+        shutil.copytree(PACKAGE_DIR / "shims", base / "shims", ignore=shutil.ignore_patterns("__pycache__"))
+        (base / "data").mkdir()
+        if self.data is not None:
+            for name, array in self.data.arrays().items():
+                np.save(base / "data" / f"{name}.npy", np.asarray(array), allow_pickle=False)
+        cache = _matplotlib_font_cache()
+        if cache is not None:
+            (base / "mplcache").mkdir()
+            shutil.copy(cache, base / "mplcache" / cache.name)
+        for name in ("inbox", "outbox", "scratch"):
+            (base / name).mkdir()
+        (base / "probe-secret").write_text("only root may read this\n")
+        os.chmod(base / "probe-secret", 0o600)
+        _make_readable(base, skip={"outbox", "scratch", "probe-secret"})
+        for name in ("outbox", "scratch"):
+            os.chmod(base / name, 0o700)
+            if self.isolated:
+                os.chown(base / name, self.user.uid, self.user.gid)
+        self._inbox_fd = os.open(base / "inbox", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        self._outbox_fd = os.open(base / "outbox", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+
+    def _hidden(self) -> list[Path]:
+        """Always hidden, the grader, the caller's paths, the submission's folder (its neighbours) and
+        $MNIST_PATH; the child gets its cells through the pipe, so it needs none of them."""
+        defaults = [Path(self.submission.path).resolve().parent]
+        if os.environ.get("MNIST_PATH"):
+            defaults.append(Path(os.environ["MNIST_PATH"]))
+        kept = self._kept()
+        defaults = [d for d in defaults if not any(k == d or d in k.parents for k in kept)]
+        return [*map(Path, isolation.ALWAYS_HIDDEN), *isolation.grader_paths(), *defaults, *self.hide]
+
+    def _kept(self) -> list[Path]:
+        assert self._base is not None
+        return [*isolation.python_paths(), self._base]
+
+    def _spawn(self) -> _Child:
+        base = self._base
+        assert base is not None
+        request_r, request_w = os.pipe()
+        answer_r, answer_w = os.pipe()
+        config = {"request_fd": request_r, "answer_fd": answer_w, "inbox": str(base / "inbox"),
+                  "outbox": str(base / "outbox"), "scratch": str(base / "scratch"),
+                  "shims": str(base / "shims"),
+                  "mpl_cache": str(base / "mplcache"), "output_chars": self.limits.output_kb * 1024,
+                  "argv0": self.submission.path.name, "snapshot": self._initial_params is None,
+                  "probe_secret": str(base / "probe-secret"), "grader_pid": os.getpid(),
+                  "hidden": isolation.hidden_allowances(self._hidden(), self._kept()) if self.isolated
+                  else {}}
+        argv = [sys.executable, "-I", str(base / "runner.py"), json.dumps(config)]
+        if self.isolated:
+            script = isolation.mount_script(self._hidden(), self._kept(), self.limits.file_mb,
+                                            base / "scratch", self.user)
+            command, nproc = isolation.isolated_command(argv, script, self.user), self.limits.nproc
+        else:
+            command, nproc = argv, isolation.processes_of_current_user() + self.limits.nproc
+        env = isolation.child_env(base / "scratch", base / "data")
+        log = base / "child-output.log"
+        try:
+            with open(log, "ab") as out:
+                proc = subprocess.Popen(
+                    command, stdin=subprocess.DEVNULL, stdout=out, stderr=out, pass_fds=(request_r, answer_w),
+                    env=env, cwd=base, start_new_session=True,
+                    preexec_fn=isolation.rlimit_setter(self.limits.memory_mb, self.limits.file_mb, nproc,
+                                                       strict=self.isolated))
+        finally:
+            os.close(request_r)
+            os.close(answer_w)
+        child = _Child(proc, request_w, answer_r, self.limits.max_answer_mb * 2**20, log)
+        try:
+            hello = child.read("hello", time.monotonic() + self.limits.start_timeout_s)
+        except (_TimedOut, _ChildEnded) as exc:
+            child.kill()
+            child.close()
+            detail = getattr(exc, "detail", None) or _tail(log) or "no output"
+            raise SandboxFailure(f"the sandbox child did not start: {detail}") from None
+        if self.isolated:
+            child.init_pid = _first_child_pid(proc.pid)
+            problems = self._probe_problems(hello.get("probe") or {})
+            if problems or child.init_pid is None:
+                child.kill()
+                child.close()
+                problems = problems or ["cannot find the namespace's init process"]
+                raise SandboxFailure("the sandbox's isolation does not hold: " + "; ".join(problems))
+        self._protections = self._describe_protections()
+        return child
+
+    def _probe_problems(self, probe: dict[str, Any]) -> list[str]:
+        problems = []
+        if (probe.get("uid"), probe.get("gid")) != (self.user.uid, self.user.gid) or probe.get("groups"):
+            problems.append(f"the child runs as uid {probe.get('uid')} gid {probe.get('gid')} groups "
+                            f"{probe.get('groups')}, expected {self.user.uid}/{self.user.gid} and no groups")
+        if probe.get("secret_readable") is not False:
+            problems.append("the child can read a root-only file")
+        if probe.get("pid") != 1 or probe.get("grader_visible") is not False:
+            problems.append("the child is not in a fresh PID namespace (it can see the grader)")
+        if probe.get("network_route") is not False or set(probe.get("interfaces") or ["?"]) - {"lo"}:
+            problems.append(f"the child has a network (interfaces {probe.get('interfaces')})")
+        if probe.get("hidden_visible"):
+            problems.append(f"the child can see hidden paths: {probe.get('hidden_visible')}")
+        return problems
+
+    def _describe_protections(self) -> tuple[str, ...]:
+        limits = self.limits
+        described = isolation.protections(limits.memory_mb, limits.file_mb, limits.nproc, self.isolated)
+        if self.isolated:
+            described = (described[0], f"uid {self.user.uid} / gid {self.user.gid}: " + described[1],
+                         *described[2:])
+        return tuple(p + (" (verified)" if self.isolated and i > 0 else "") for i, p in enumerate(described))
+
+
+def _first_child_pid(pid: int) -> int | None:
+    """The process `unshare --fork` started (the PID namespace's init), seen from the grader."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return None
+    return int(children[0]) if children else None
+
+
+def _make_readable(base: Path, skip: set[str]) -> None:
+    for root, dirs, files in os.walk(base):
+        if Path(root) == base:
+            dirs[:] = [d for d in dirs if d not in skip]
+            files = [f for f in files if f not in skip]
+        for d in dirs:
+            os.chmod(Path(root) / d, 0o755)
+        for f in files:
+            os.chmod(Path(root) / f, 0o644)
+
+
+def _matplotlib_font_cache() -> Path | None:
+    """The parent's matplotlib font list (copied to children so they do not rebuild it), if any."""
+    global _FONT_CACHE
+    if _FONT_CACHE is False:
+        try:
+            import matplotlib
+            import matplotlib.font_manager  # noqa: F401  (builds the cache once, in the trusted parent)
+
+            found = sorted(Path(matplotlib.get_cachedir()).glob("fontlist-*.json"))
+            _FONT_CACHE = found[-1] if found else None
+        except Exception:  # no matplotlib in the grader: children build their own
+            _FONT_CACHE = None
+    return _FONT_CACHE  # type: ignore[return-value]
+
+
+_FONT_CACHE: Path | None | bool = False
+
+
+def _student_error(error: Any, where: str) -> RunError | None:
+    if not isinstance(error, dict):
+        return None
+    kind = error.get("kind") if error.get("kind") in ERROR_KINDS else "exception"
+    traceback = error.get("traceback")
+    return RunError(kind, where, str(error.get("message", ""))[:2000],
+                    str(traceback) if traceback is not None else None)
+
+
+def _with_note(answer: dict[str, Any], stream: str) -> str:
+    text = answer.get(stream)
+    text = text if isinstance(text, str) else ""
+    dropped = answer.get(f"{stream}_dropped")
+    if isinstance(dropped, int) and dropped > 0:
+        text += f"\n[... {dropped} more characters of {stream} were dropped (output limit)]"
+    return text
+
+
+def _symbol(name: str, info: dict[str, Any]) -> Symbol:
+    signature = info.get("signature")
+    params = None
+    if isinstance(signature, list):
+        params = tuple(Param(str(p.get("name")), str(p.get("kind")), bool(p.get("has_default")),
+                             None if p.get("default_repr") is None else str(p.get("default_repr")))
+                       for p in signature if isinstance(p, dict))
+    shape = info.get("shape")
+    return Symbol(name, str(info.get("kind", "object")), str(info.get("type_name", "?")), params,
+                  tuple(int(n) for n in shape) if isinstance(shape, list) else None,
+                  str(info["dtype"]) if info.get("dtype") is not None else None,
+                  int(info["length"]) if isinstance(info.get("length"), int) else None)
+
+
+__all__ = ["CallResult", "CellOutcome", "Limits", "Opaque", "Param", "RunLog", "Sandbox", "SandboxData",
+           "SandboxFailure", "Symbol"]

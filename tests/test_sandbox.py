@@ -1,0 +1,409 @@
+"""The sandbox with real child processes: notebook semantics, calls with grader-chosen globals, values."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grader.results import RunError
+from grader.sandbox import Fingerprint, Limits, Opaque, Sandbox, SandboxData, SandboxFailure, protections
+from grader.sandbox.isolation import ChildUser, is_root
+from grader.sandbox.values import ArrayReader, ArrayWriter
+from grader.submission import Submission, load_submission
+from reference import network
+
+FIXTURES = Path(__file__).parent / "fixtures_sandbox"
+LYING_HEADER = b"{'descr': '<f8', 'fortran_order': False, 'shape': (10000000,), }" + b" " * 5 + b"\n"
+FAST = Limits(cell_timeout_s=20, call_timeout_s=10, total_timeout_s=120, output_kb=8)
+needs_root = pytest.mark.skipif(not is_root(), reason="isolation needs root")
+
+
+@pytest.fixture(scope="module")
+def data() -> SandboxData:
+    """200 random training and 50 test images (uint8, 28x28), labels 0..9."""
+    rng = np.random.default_rng(7)
+    return SandboxData(rng.integers(0, 256, (200, 28, 28), dtype=np.uint8), rng.integers(0, 10, 200),
+                       rng.integers(0, 256, (50, 28, 28), dtype=np.uint8), rng.integers(0, 10, 50))
+
+
+def submission_of(tmp_path: Path, source: str, name: str = "student.py") -> Submission:
+    path = tmp_path / name
+    path.write_text(source)
+    sub = load_submission(path)
+    assert isinstance(sub, Submission)
+    return sub
+
+
+@pytest.fixture(scope="module")
+def rebinding(data):
+    """The handout-style student with (1, n) biases and rebound list items, cells already run."""
+    sub = load_submission(FIXTURES / "handout_rebinding.py")
+    with Sandbox(sub, data, FAST) as box:
+        yield box, box.run_cells()
+
+
+def canonical_params(seed: int = 3):
+    """A non-saturated point: W1 small, so the gradient is not all zeros."""
+    rng = np.random.default_rng(seed)
+    weights = [rng.normal(0, 1 / 2400 ** 0.5, (784, 32)), rng.normal(0, 1 / 32 ** 0.5, (32, 32)),
+               rng.normal(0, 1 / 32 ** 0.5, (32, 10))]
+    biases = [rng.normal(0, 0.1, 32), rng.normal(0, 0.1, 32), rng.normal(0, 0.1, 10)]
+    return weights, biases
+
+
+# ----- notebook semantics -----
+
+def test_handout_submission_runs_every_cell_and_prints_like_a_notebook(rebinding):
+    _, log = rebinding
+    assert [o.status for o in log.outcomes] == ["ok"] * len(log.outcomes) and log.errors == ()
+    printed = "".join(o.stdout for o in log.outcomes)
+    assert "Feeding forward all test data..." in printed and "Finished training." in printed
+
+
+def test_initial_params_are_the_initialisation_before_top_level_training(rebinding):
+    box, log = rebinding
+    expected_w, _ = network.init_params()
+    got = log.initial_params
+    assert [w.shape for w in got["weights"]] == [(784, 32), (32, 32), (32, 10)]
+    assert [b.shape for b in got["biases"]] == [(1, 32), (1, 32), (1, 10)]
+    for w, e in zip(got["weights"], expected_w, strict=True):
+        np.testing.assert_array_equal(w, e)
+    trained = box.get(["weights"])["weights"]
+    assert not np.array_equal(trained[0], expected_w[0])  # top-level training changed them afterwards
+
+
+def test_the_tensorflow_stand_in_returns_the_graders_data(rebinding, data):
+    box, _ = rebinding
+    got = box.get(["x_train", "y_test"])
+    np.testing.assert_array_equal(got["x_train"], data.x_train)
+    np.testing.assert_array_equal(got["y_test"], data.y_test)
+
+
+def test_namespace_describes_functions_and_arrays_without_values(rebinding):
+    box, _ = rebinding
+    symbols = box.namespace()
+    step = symbols["train_one_sample"]
+    assert step.kind == "function"
+    assert [(p.name, p.has_default, p.default_repr) for p in step.signature] == [
+        ("sample", False, None), ("y", False, None), ("learning_rate", True, "0.003")]
+    assert symbols["x_train"].kind == "ndarray" and symbols["x_train"].shape == (200, 28, 28)
+    assert symbols["x_train"].dtype == "uint8"
+    assert symbols["weights"].kind == "list" and symbols["weights"].length == 3
+    assert symbols["np"].kind == "module" and "__builtins__" not in symbols
+
+
+# ----- calls with grader-chosen globals -----
+
+def test_train_one_sample_with_graders_globals_matches_the_reference_with_row_biases(rebinding, data):
+    box, _ = rebinding
+    weights, biases = canonical_params()
+    x = data.x_train[5].reshape(-1).astype(np.float64)
+    res = box.call("train_one_sample", [x, 4], {"learning_rate": 1.0},
+                   set_globals={"weights": weights, "biases": [b.reshape(1, -1) for b in biases]},
+                   get_globals=["weights", "biases"])
+    assert res.ok, res.error
+    expected_w, expected_b = network.sgd_step(weights, biases, x, 4, 1.0)
+    for got, want in zip(res.globals["weights"], expected_w, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    for got, want in zip(res.globals["biases"], expected_b, strict=True):
+        assert got.shape == (1, want.size)
+        np.testing.assert_allclose(got.ravel(), want, rtol=1e-10, atol=1e-12)
+    assert not any(np.shares_memory(g, w) for g, w in zip(res.globals["weights"], weights, strict=True))
+
+
+def test_in_place_updates_are_read_back_and_arguments_after_the_call_too(data, tmp_path):
+    sub = load_submission(FIXTURES / "handout_inplace.py")
+    weights, biases = canonical_params(5)
+    x = data.x_train[9].reshape(-1)
+    with Sandbox(sub, data, FAST) as box:
+        log = box.run_cells()
+        assert [o.status for o in log.outcomes] == ["ok"] * 4
+        assert [b.shape for b in log.initial_params["biases"]] == [(32,), (32,), (10,)]
+        res = box.call("train_one_sample", [x, 7, 1e-3], set_globals={"weights": weights, "biases": biases},
+                       get_globals=["weights", "biases"])
+        expected_w, expected_b = network.sgd_step(weights, biases, x.astype(float), 7, 1e-3)
+        for got, want in zip(res.globals["weights"] + res.globals["biases"], expected_w + expected_b,
+                             strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)
+        scaled = box.call("scale_in_place", [np.ones(3)], return_args=True)
+        assert scaled.value == 6.0 and len(scaled.args_after) == 1
+        np.testing.assert_array_equal(scaled.args_after[0], [2.0, 2.0, 2.0])
+
+
+def test_recorder_captures_each_train_one_sample_call_of_an_epoch_without_running_it(rebinding, data):
+    box, _ = rebinding
+    weights, biases = canonical_params()
+    images, labels = data.x_train[:5], data.y_train[:5]
+    res = box.call("train_one_epoch", [], set_globals={"weights": weights, "biases": biases,
+                                                        "x_train": images, "y_train": labels},
+                   get_globals=["weights"], record=("train_one_sample",))
+    assert res.ok, res.error
+    assert [r["function"] for r in res.recorded] == ["train_one_sample"] * 5
+    for i, (record, image, label) in enumerate(zip(res.recorded, images, labels, strict=True)):
+        args = record["arguments"]
+        assert isinstance(args["sample"], Fingerprint) and args["sample"].matches(image)
+        assert args["sample"].sum_sq == float((image.astype(np.float64) ** 2).sum())  # no uint8 wrap-around
+        assert args["sample"].shape == (28, 28) and args["sample"].dtype == "uint8"
+        assert not args["sample"].matches(images[(i + 1) % 5])
+        assert args["y"] == int(label) and args["learning_rate"] == 0.003
+    for got, want in zip(res.globals["weights"], weights, strict=True):
+        np.testing.assert_array_equal(got, want)  # the recorder replaced the real step
+    assert "train_one_sample" in box.namespace() and box.namespace()["train_one_sample"].kind == "function"
+
+
+def test_call_exception_comes_back_with_the_students_file_and_line(tmp_path):
+    source = "import numpy as np\n\n\ndef f(a):\n    b = a + 1\n    return np.log(b) / 0 + [][3]\n"
+    sub = submission_of(tmp_path, source)
+    with Sandbox(sub, None, FAST) as box:
+        box.run_cells()
+        res = box.call("f", [1.0])
+        missing = box.call("no_such_function")
+    assert not res.ok and res.error.kind == "exception" and res.error.where == "call f"
+    assert res.error.message.startswith("IndexError")
+    assert 'File "student.py", line 6, in f' in res.error.traceback and "runner.py" not in res.error.traceback
+    assert not missing.ok and "no_such_function" in missing.error.message
+
+
+def test_cell_errors_are_recorded_and_the_run_continues(tmp_path):
+    sub = submission_of(tmp_path, "a = 1\nraise ValueError('boom')\nimport sys\nsys.exit(2)\nb = a + 1\n"
+                                  "raise KeyboardInterrupt\nc = b + 1\n")
+    with Sandbox(sub, None, FAST) as box:
+        log = box.run_cells()
+        values = box.get(["a", "b", "c"])
+    assert [o.status for o in log.outcomes] == ["ok", "exception", "ok", "exit", "ok", "exception", "ok"]
+    assert values == {"a": 1, "b": 2, "c": 3}
+    boom = log.outcomes[1].error
+    assert boom.where == "line 2" and 'File "student.py", line 2' in boom.traceback
+    assert "sys.exit(2)" in log.outcomes[3].error.message and len(log.errors) == 3
+
+
+def test_value_trees_round_trip_with_types_kept(tmp_path):
+    sub = submission_of(tmp_path, "def echo(v):\n    return v\n")
+    tree = {"list": [1, 2.5, None, True, "s"], "tuple": (np.arange(3), np.float32(1.5)),
+            3: {"nested": [np.zeros((2, 0)), np.array([[1 + 2j]])]}, "nan": float("nan"),
+            "ints": np.int64(7), "bool": np.bool_(True)}
+    with Sandbox(sub, None, FAST) as box:
+        box.run_cells()
+        got = box.call("echo", [tree]).value
+        weird = box.call("echo", [[np.array([1.0])]], set_globals={"echo": None})
+    assert got["list"] == [1, 2.5, None, True, "s"]
+    assert isinstance(got["tuple"], tuple) and got["tuple"][0].tolist() == [0, 1, 2]
+    assert got["tuple"][1] == 1.5 and got[3]["nested"][0].shape == (2, 0)
+    assert got[3]["nested"][1].dtype == np.complex128 and np.isnan(got["nan"])
+    assert got["ints"] == 7 and got["bool"] is True
+    assert not weird.ok and "not defined as a function" in weird.error.message
+
+
+def test_unencodable_values_arrive_as_opaque(tmp_path):
+    sub = submission_of(tmp_path, "import numpy as np\nclass Thing:\n    def __repr__(self):\n"
+                                  "        return 'Thing()'\nthing = Thing()\nwords = np.array(['a', 'b'])\n"
+                                  "loop = []\nloop.append(loop)\n")
+    with Sandbox(sub, None, FAST) as box:
+        box.run_cells()
+        got = box.get(["thing", "words", "loop", "missing"])
+    assert got["thing"] == Opaque("__main__.Thing", "Thing()")
+    assert isinstance(got["words"], Opaque) and "numeric" in got["words"].repr
+    assert isinstance(got["loop"][0], Opaque) and "missing" not in got
+
+
+def test_runs_are_deterministic_numpy_and_random_are_seeded(tmp_path):
+    source = "import random\nimport numpy as np\nr = (np.random.rand(3), random.random())\n"
+    runs = []
+    for _ in range(2):
+        with Sandbox(submission_of(tmp_path, source), None, FAST) as box:
+            box.run_cells()
+            runs.append(box.get(["r"])["r"])
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    assert runs[0][1] == runs[1][1]
+
+
+def test_student_environment_input_ipython_display_matplotlib_and_tensorflow_limits(tmp_path, data):
+    source = ("import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()\n"
+              "get_ipython().run_line_magic('x', 'y')\ndisplay([1, 2])\nname = input('name? ')\n"
+              "import tensorflow as tf\nmodel = tf.keras.Sequential()\n"
+              "(a, b), (c, d) = tf.keras.datasets.mnist.load_data()\nfrom keras.datasets import cifar10\n"
+              "from tensorflow.keras import layers\n")
+    with Sandbox(submission_of(tmp_path, source), data, FAST) as box:
+        log = box.run_cells()
+    status = [o.status for o in log.outcomes]
+    assert status == ["ok"] * 5 + ["exception", "ok", "exception", "ok", "exception", "exception"]
+    assert log.outcomes[4].stdout == "[1, 2]\n"
+    assert "EOFError" in log.outcomes[5].error.message
+    assert "only for loading MNIST" in log.outcomes[7].error.message
+    for failed in (7, 9, 10):
+        assert "only for loading MNIST" in log.outcomes[failed].error.message
+
+
+def test_notebook_tracebacks_name_the_cell_and_its_own_line(tmp_path):
+    sub = load_submission(Path(__file__).parent / "hostile" / "syntax_error_cell.ipynb")
+    with Sandbox(sub, None, FAST) as box:
+        log = box.run_cells()
+        after = box.call("after")
+    assert [o.status for o in log.outcomes] == ["ok", "exception", "exception"]
+    syntax = log.outcomes[1].error
+    assert syntax.where == "cell 3" and "SyntaxError" in syntax.message
+    assert 'syntax_error_cell.ipynb cell 3", line 2' in syntax.traceback
+    assert 'syntax_error_cell.ipynb cell 5", line 4' in log.outcomes[2].error.traceback
+    assert after.value == 2
+
+
+def test_output_is_bounded_per_cell_with_a_note(tmp_path):
+    sub = submission_of(tmp_path, "for i in range(100000):\n    print('line', i)\nprint('short')\n")
+    with Sandbox(sub, None, Limits(output_kb=1)) as box:
+        log = box.run_cells()
+    assert log.outcomes[0].stdout.startswith("line 0\nline 1\n") and len(log.outcomes[0].stdout) < 1200
+    assert "characters of stdout were dropped" in log.outcomes[0].stdout
+    assert log.outcomes[1].stdout == "short\n"
+
+
+def test_call_time_out_restarts_the_child_and_replays_completed_cells(tmp_path):
+    sub = submission_of(tmp_path, "import numpy as np\nstate = np.arange(3)\ncounter = [0]\n"
+                                  "def hang():\n    while True:\n        pass\n"
+                                  "def bump():\n    counter[0] += 1\n    return counter[0]\n")
+    with Sandbox(sub, None, Limits(call_timeout_s=1)) as box:
+        box.run_cells()
+        assert box.call("bump").value == 1
+        hung = box.call("hang")
+        assert not hung.ok and hung.timed_out and hung.error.kind == "timeout" and "1 s" in hung.error.message
+        assert box.call("bump").value == 1  # a fresh child: cells replayed, calls are not
+        np.testing.assert_array_equal(box.get(["state"])["state"], [0, 1, 2])
+
+
+def test_total_time_limit_stops_further_requests(tmp_path):
+    sub = submission_of(tmp_path, "while True:\n    pass\n")
+    with Sandbox(sub, None, Limits(cell_timeout_s=5, total_timeout_s=1)) as box:
+        log = box.run_cells()
+        res = box.call("anything")
+    assert log.outcomes[0].status == "timeout" and "total limit" in log.outcomes[0].error.message
+    assert res.error.kind == "timeout" and "total time limit" in res.error.message
+
+
+def test_not_isolated_mode_still_runs_and_says_so(tmp_path):
+    sub = submission_of(tmp_path, "def f(x):\n    return x + 1\n")
+    with Sandbox(sub, None, FAST, require_isolation=False) as box:
+        box.run_cells()
+        assert box.call("f", [1]).value == 2
+        assert any("NOT isolated" in p for p in box.protections())
+
+
+# ----- isolation -----
+
+@needs_root
+def test_protections_are_verified_when_running_as_root(tmp_path):
+    source = "import os\nme = (os.getuid(), os.getgid(), os.getgroups(), os.getpid())\n"
+    with Sandbox(submission_of(tmp_path, source), None, FAST) as box:
+        box.run_cells()
+        me = box.get(["me"])["me"]
+        described = box.protections()
+    assert me[0] != 0 and me[1] != 0 and me[2] == [] and me[3] == 1
+    assert all(p.endswith("(verified)") for p in described[1:]) and len(described) == 5
+    assert any("network" in p for p in protections())
+
+
+@needs_root
+def test_a_protection_that_does_not_hold_fails_closed(tmp_path):
+    sub = submission_of(tmp_path, "x = 1\n")
+    with pytest.raises(SandboxFailure, match="root-only file"):
+        with Sandbox(sub, None, FAST, child_user=ChildUser(0, 0)):
+            pass
+    with pytest.raises(SandboxFailure, match="cannot hide"):
+        with Sandbox(sub, None, FAST, hide=[sys.prefix]):
+            pass
+
+
+def test_isolation_required_without_root_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr("grader.sandbox.isolation.is_root", lambda: False)
+    with pytest.raises(SandboxFailure, match="not running as root"):
+        Sandbox(submission_of(tmp_path, "x = 1\n"), None, FAST, require_isolation=True)
+    assert any("NOT isolated" in p for p in protections())
+
+
+# ----- values read by the parent -----
+
+def _exchange_dir(tmp_path: Path) -> int:
+    return os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def test_array_reader_accepts_numeric_npy_and_deletes_it(tmp_path):
+    np.save(tmp_path / "c1.npy", np.arange(6.0).reshape(2, 3))
+    reader = ArrayReader(_exchange_dir(tmp_path), max_bytes=1 << 20)
+    np.testing.assert_array_equal(reader.read_array("c1.npy"), np.arange(6.0).reshape(2, 3))
+    assert not (tmp_path / "c1.npy").exists()
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda d: np.save(d / "c1.npy", np.array([object()]), allow_pickle=True), "dtype object"),
+    (lambda d: np.save(d / "c1.npy", np.array(["text"])), "dtype <U4"),
+    (lambda d: (d / "c1.npy").symlink_to("/etc/passwd"), "cannot open"),
+    (lambda d: os.mkfifo(d / "c1.npy"), "not a regular file"),
+    (lambda d: (d / "c1.npy").write_bytes(b"\x80\x04K\x01."), "not a valid .npy"),
+    (lambda d: np.save(d / "c1.npy", np.zeros(300_000)), "larger than"),
+    (lambda d: (d / "c1.npy").write_bytes(np.lib.format.magic(1, 0) + b"\x46\x00" + LYING_HEADER),
+     "does not match"),
+])
+def test_array_reader_refuses_what_is_not_plain_numeric_data(tmp_path, make, reason):
+    make(tmp_path)
+    got = ArrayReader(_exchange_dir(tmp_path), max_bytes=1 << 20).read_array("c1.npy")
+    assert isinstance(got, Opaque) and reason in got.repr
+
+
+def test_array_reader_refuses_bad_names_and_malformed_nodes(tmp_path):
+    reader = ArrayReader(_exchange_dir(tmp_path), max_bytes=1 << 20)
+    assert "bad array file name" in reader.read_array("../x.npy").repr
+    assert isinstance(reader.decode({"$": "dict", "items": [[[1], 2]]}), Opaque)
+    assert isinstance(reader.decode({"$": "what"}), Opaque)
+    assert reader.decode({"$": "float", "v": "-inf"}) == float("-inf")
+
+
+def test_array_writer_refuses_to_follow_a_planted_symlink(tmp_path):
+    (tmp_path / "p1.npy").symlink_to(tmp_path / "victim")
+    writer = ArrayWriter(_exchange_dir(tmp_path))
+    with pytest.raises(OSError):
+        writer.encode(np.zeros(2))
+    assert not (tmp_path / "victim").exists()
+    with pytest.raises(TypeError):
+        ArrayWriter(_exchange_dir(tmp_path), prefix="q").encode(object())
+
+
+def test_run_error_is_the_shared_result_type(tmp_path):
+    sub = submission_of(tmp_path, "1/0\n")
+    with Sandbox(sub, None, FAST) as box:
+        error = box.run_cells().errors[0]
+    assert isinstance(error, RunError) and error.to_dict()["kind"] == "exception"
+
+
+def _without_hiding_the_grader(script: str) -> str:
+    from grader.sandbox.isolation import grader_paths
+
+    hidden = tuple(" " + str(p) for p in grader_paths())
+    return "\n".join(line for line in script.split("\n") if not line.endswith(hidden))
+
+
+@needs_root
+@pytest.mark.parametrize("weaken, problem", [
+    (lambda command: [a for a in command if a != "--net"], "has a network"),
+    (lambda command: [a for a in command if a not in ("--pid", "--mount-proc")], "fresh PID namespace"),
+    (lambda command: command[:-1] + [_without_hiding_the_grader(command[-1])], "can see hidden paths"),
+])
+def test_a_weakened_command_line_is_caught_by_the_probe(tmp_path, monkeypatch, weaken, problem):
+    from grader.sandbox import isolation
+
+    build = isolation.isolated_command
+    monkeypatch.setattr(isolation, "isolated_command", lambda *a: weaken(build(*a)))
+    with pytest.raises(SandboxFailure, match=problem):
+        with Sandbox(submission_of(tmp_path, "x = 1\n"), None, FAST):
+            pass
+
+
+@needs_root
+def test_other_submissions_beside_this_one_are_invisible(tmp_path):
+    (tmp_path / "classmate.py").write_text("answer = 42\n")
+    source = f"import os\ntry:\n    seen = open({str(tmp_path / 'classmate.py')!r}).read()\nexcept OSError as e:\n" \
+             "    seen = type(e).__name__\n"
+    with Sandbox(submission_of(tmp_path, source), None, FAST) as box:
+        box.run_cells()
+        assert box.get(["seen"])["seen"] == "FileNotFoundError"

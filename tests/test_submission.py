@@ -1,0 +1,137 @@
+"""Loading submissions into cells: .py (markers, statements, broken files) and notebooks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader.submission import Cell, NotGradable, Submission, load_submission, python_cells, strip_magics
+
+HOSTILE = Path(__file__).parent / "hostile"
+FIXTURES = Path(__file__).parent / "fixtures_sandbox"
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _line_of(cell: Cell, needle: str) -> int:
+    """The file line number of the first line of `cell` containing `needle`."""
+    for offset, line in enumerate(cell.source.split("\n")):
+        if needle in line:
+            return cell.first_line + offset
+    raise AssertionError(f"{needle!r} not in {cell}")
+
+
+def test_name_is_the_file_stem(tmp_path):
+    sub = load_submission(_write(tmp_path, "kv2154.py", "x = 1\n"))
+    assert isinstance(sub, Submission) and sub.name == "kv2154" and sub.path.name == "kv2154.py"
+
+
+def test_plain_py_gives_one_cell_per_top_level_statement_with_decorators_on_their_def(tmp_path):
+    text = "import numpy as np\n\n@staticmethod\ndef f(a,\n      b=2):\n    return a\n\nx = f(1)\n"
+    sub = load_submission(_write(tmp_path, "s.py", text))
+    assert [c.first_line for c in sub.cells] == [1, 3, 8]
+    assert sub.cells[1].source.startswith("@staticmethod") and sub.cells[1].label == "lines 3-6"
+    assert [c.index for c in sub.cells] == [0, 1, 2]
+
+
+def test_statements_sharing_a_line_stay_in_one_cell():
+    cells = python_cells("a = 1; b = 2\nc = 3\n")
+    assert [c.source for c in cells] == ["a = 1; b = 2", "c = 3"]
+
+
+def test_jupyter_export_markers_split_cells_and_keep_file_line_numbers():
+    text = ("#!/usr/bin/env python\n# In[1]:\n\nimport os\n\n\n# In[ ]:\n\ndef f():\n    return 1\n"
+            "# %%\nz = 2\n")
+    cells = python_cells(text)
+    assert [c.label.split(" (")[0] for c in cells] == ["cell 1", "cell 2", "cell 3", "cell 4"]
+    lines = text.split("\n")
+    for cell in cells:
+        for offset, line in enumerate(cell.source.split("\n")):
+            assert lines[cell.first_line - 1 + offset] == line
+    assert _line_of(cells[2], "def f") == 9
+
+
+def test_magics_and_shell_lines_become_blank_lines():
+    assert strip_magics("%matplotlib inline\nx = 1\n  !pip install numpy\ny = 2") == "\nx = 1\n\ny = 2"
+    assert strip_magics("%%bash\necho hi\n") == "\n\n"
+    assert strip_magics("x = 100 % 7") == "x = 100 % 7"
+
+
+def test_py_with_magics_only_strips_them_when_it_does_not_parse_otherwise(tmp_path):
+    sub = load_submission(_write(tmp_path, "m.py", "%matplotlib inline\nimport numpy\nx = (1\n% 2)\n"))
+    assert [c.source for c in sub.cells] == ["import numpy", "x = (1\n% 2)"]
+    assert sub.cells[0].first_line == 2
+
+
+def test_unparseable_py_falls_back_so_only_the_broken_block_fails():
+    sub = load_submission(HOSTILE / "syntax_error_block.py")
+    sources = [c.source for c in sub.cells]
+    broken = [c for c in sub.cells if "def broken" in c.source]
+    assert len(broken) == 1 and "def good" not in broken[0].source and "after" not in broken[0].source
+    assert any(s.startswith("def good") for s in sources) and any(s.startswith("after =") for s in sources)
+    assert broken[0].first_line == 9
+
+
+def test_fallback_keeps_multiline_strings_at_column_zero_with_their_statement():
+    text = 'doc = """\nfirst\nsecond\n"""\ndef bad(:\n    pass\nz = 1\n'
+    cells = python_cells(text)
+    assert cells[0].source == 'doc = """\nfirst\nsecond\n"""'
+    assert [c.first_line for c in cells] == [1, 5, 7]
+
+
+def test_notebook_gives_code_cells_with_magics_dropped_and_positions_as_labels():
+    sub = load_submission(HOSTILE / "syntax_error_cell.ipynb")
+    assert isinstance(sub, Submission) and sub.is_notebook
+    assert [c.label for c in sub.cells] == ["cell 2", "cell 3", "cell 5"]  # the %%bash cell is dropped
+    assert sub.cells[0].source == "\nimport numpy as np\n\nvalue = 1"
+    assert all(c.first_line == 1 for c in sub.cells)
+    assert sub.filename_for(sub.cells[1]) == "syntax_error_cell.ipynb cell 3"
+
+
+def test_notebook_source_given_as_a_list_of_lines_is_joined(tmp_path):
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {},
+          "cells": [{"cell_type": "code", "id": "a", "metadata": {}, "outputs": [], "execution_count": None,
+                     "source": ["x = 1\n", "y = 2\n"]}]}
+    sub = load_submission(_write(tmp_path, "n.ipynb", json.dumps(nb)))
+    assert isinstance(sub, Submission) and sub.cells[0].source == "x = 1\ny = 2\n"
+
+
+def test_notebook_written_by_nbformat_round_trips(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("a = 1"), nbformat.v4.new_markdown_cell("hi"),
+                nbformat.v4.new_code_cell("")]
+    path = tmp_path / "r.ipynb"
+    nbformat.write(nb, path)
+    sub = load_submission(path)
+    assert [(c.source, c.label) for c in sub.cells] == [("a = 1", "cell 1")]
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("malformed_notebook.ipynb", "not valid JSON"),
+    ("not_a_notebook.ipynb", "not a Jupyter notebook"),
+])
+def test_broken_notebooks_are_not_gradable_with_a_clear_reason(name, reason):
+    result = load_submission(HOSTILE / name)
+    assert isinstance(result, NotGradable) and reason in result.reason and result.name == Path(name).stem
+
+
+def test_other_file_types_and_binary_files_are_not_gradable(tmp_path):
+    assert "unsupported file type" in load_submission(_write(tmp_path, "a.txt", "x")).reason
+    (tmp_path / "b.py").write_bytes(b"\xff\xfe\x00bad")
+    assert isinstance(load_submission(tmp_path / "b.py"), NotGradable)
+    assert isinstance(load_submission(tmp_path / "missing.py"), NotGradable)
+
+
+def test_handout_fixtures_load_as_gradable_submissions():
+    rebinding = load_submission(FIXTURES / "handout_rebinding.py")
+    inplace = load_submission(FIXTURES / "handout_inplace.py")
+    assert isinstance(rebinding, Submission) and len(rebinding.cells) > 10
+    assert isinstance(inplace, Submission) and len(inplace.cells) == 4
+    assert "%matplotlib" not in inplace.cells[1].source
