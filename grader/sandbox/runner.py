@@ -191,6 +191,27 @@ def error_of(exc):
     return {"kind": kind, "message": message[:2000], "traceback": student_traceback(exc)}
 
 
+def arrays_in(value, depth=0):
+    """The numeric arrays inside a list/tuple/dict tree (np.matrix included)."""
+    if isinstance(value, np.ndarray):
+        return [value] if value.dtype.kind in NUMERIC_KINDS else []
+    if depth < 4 and isinstance(value, (list, tuple)):
+        return [a for v in value for a in arrays_in(v, depth + 1)]
+    if depth < 4 and isinstance(value, dict):
+        return [a for v in value.values() for a in arrays_in(v, depth + 1)]
+    return []
+
+
+def holds_network(weights, biases):
+    """True once weights holds three matrices and biases three arrays: the initialisation is complete.
+
+    Checked after every statement, so that `weights = []` followed by appends in a loop is recorded
+    when the loop has finished, not while the lists are still empty.
+    """
+    matrices = [a for a in arrays_in(weights) if a.ndim == 2 and min(a.shape) > 1]
+    return len(matrices) >= 3 and len(arrays_in(biases)) >= 3
+
+
 class Runner:
     def __init__(self, config):
         self.config = config
@@ -235,7 +256,7 @@ class Runner:
         _, error, (out, out_dropped), (err, err_dropped) = self.guarded(run)
         answer = {"error": error, "stdout": out, "stdout_dropped": out_dropped, "stderr": err,
                   "stderr_dropped": err_dropped, "snapshot": None}
-        if not self.snapshotted and "weights" in self.ns and "biases" in self.ns:
+        if not self.snapshotted and holds_network(self.ns.get("weights"), self.ns.get("biases")):
             self.snapshotted = True
             answer["snapshot"] = {n: self.exchange.encode(self.ns[n]) for n in ("weights", "biases")}
         return answer

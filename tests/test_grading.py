@@ -1,0 +1,96 @@
+"""End to end: real submissions through the sandbox, every check, the shipped rubric."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from grader.grading import grade_submission, prepare_data
+from grader.rubric import load_rubric
+from reference.mnist import load_mnist
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def rubric():
+    return load_rubric()
+
+
+@pytest.fixture(scope="module")
+def data(rubric):
+    return prepare_data(rubric, load_mnist(ROOT / "reference" / "data" / "mnist_sample.npz"))
+
+
+@pytest.fixture(scope="module")
+def solution(rubric, data):
+    return grade_submission(ROOT / "reference" / "solution.py", rubric, data)
+
+
+@pytest.fixture(scope="module")
+def kv2154(rubric, data):
+    return grade_submission(ROOT / "submissions" / "kv2154.py", rubric, data)
+
+
+def checks_of(result) -> dict:
+    return {c.id: c for q in result.questions for c in q.checks}
+
+
+def test_reference_solution_gets_full_marks(solution):
+    failing = [f"{c.id}: {c.message}" for c in checks_of(solution).values() if c.score < c.max_score]
+    assert failing == []
+    assert solution.score == solution.max_score == 100
+
+
+def test_reference_solution_gradients_are_all_correct(solution):
+    assert {name: v.verdict for name, v in solution.gradients.items()} == {
+        name: "correct" for name in ("W1", "b1", "W2", "b2", "W3", "b3")
+    }
+
+
+def test_seed_submission_wrong_gradients_are_w1_b1_b2(kv2154):
+    wrong = sorted(name for name, v in kv2154.gradients.items() if not v.ok)
+    assert wrong == ["W1", "b1", "b2"]
+    assert "sigma'(z2)" in kv2154.gradients["b2"].diagnosis
+
+
+def test_seed_submission_uniform_w3_initialisation_is_named(kv2154):
+    checks = checks_of(kv2154)
+    assert checks["Q1.W3.distribution"].status == "failed"
+    assert "uniform" in checks["Q1.W3.distribution"].message
+    assert checks["Q1.W1.distribution"].status == checks["Q1.W2.distribution"].status == "passed"
+
+
+def test_seed_submission_swapped_cross_entropy_arguments_give_infinite_loss(kv2154):
+    message = checks_of(kv2154)["Q2.loss"].message
+    assert checks_of(kv2154)["Q2.loss"].score == 0
+    assert "inf" in message and "cross_entropy_loss(y, yHat)" in message
+
+
+def test_seed_submission_loop_is_correct_and_its_bias_layout_is_reported(kv2154):
+    assert checks_of(kv2154)["Q4.loop"].status == "passed"
+    assert any("(1, n)" in a for a in kv2154.adaptations)
+
+
+def test_grading_is_deterministic(rubric, data, kv2154):
+    again = grade_submission(ROOT / "submissions" / "kv2154.py", rubric, data)
+
+    def stable(result):
+        d = result.to_dict()
+        for key in ("graded_at", "duration_s"):
+            d.pop(key)
+        d["protections"] = [p.split(":", 1)[-1] for p in d["protections"]]  # the child's uid is drawn per run
+        return json.dumps(d, sort_keys=True, default=str)
+
+    assert stable(again) == stable(kv2154)
+
+
+def test_not_gradable_notebook_gets_a_clear_error_and_zero(tmp_path, rubric, data):
+    bad = tmp_path / "broken.ipynb"
+    bad.write_text("{ this is not json")
+    result = grade_submission(bad, rubric, data)
+    assert result.score == 0 and result.max_score == 100
+    assert [e.kind for e in result.errors] == ["not_gradable"]
+    assert "not gradable" in result.errors[0].message
