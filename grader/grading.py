@@ -141,16 +141,30 @@ def run_checks(
         loop = check_training_loop(student, init, data.train_images, data.train_labels, settings["Q4"])
         short = check_short_training(student, init, data.train_images, data.train_labels,
                                      data.test_images, data.test_labels, settings["Q4"])
-        training.update({k: short.details.get(k) for k in ("student", "reference", "epochs") if k in short.details})
+        if short.details.get("student_accuracy"):
+            training.update(epochs=short.details.get("epochs"), student=short.details["student_accuracy"],
+                            reference=short.details.get("reference_accuracy"))
         return [loop, short]
 
     checks["Q4"] = _guarded("Q4", q4)
+    checks["Q4"] = [_accuracy_caveat(c, gradients, training) for c in checks["Q4"]]
     if training.get("student") is not None:
         figures["training"] = training
     figures.update(_init_figures(student.initial_params))
     if any(not v.ok for v in gradients.values()):
         figures.update(_gradient_figures(student, data, settings["Q3"].seed))
     return checks, gradients, training, figures
+
+
+def _accuracy_caveat(check: CheckResult, gradients: dict[str, GradientVerdict], training: dict[str, Any]) -> CheckResult:
+    """Q4.training's message, plus a warning when the network trains well although Q3 found wrong gradients."""
+    wrong = [name for name, v in gradients.items() if v.verdict == "wrong"]
+    student, reference = training.get("student") or [], training.get("reference") or []
+    if check.id != "Q4.training" or not wrong or not student or not reference or student[-1] < reference[-1]:
+        return check
+    note = (f" Your network trains as well as the reference although Q3 found wrong gradients "
+            f"({', '.join(wrong)}): accuracy alone does not show that backpropagation is right.")
+    return replace(check, message=check.message + note)
 
 
 def _init_figures(params: Params | None) -> dict[str, Any]:

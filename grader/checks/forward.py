@@ -219,7 +219,7 @@ def _listed(problems: list[str], shown: int = 3) -> str:
 
 def _loss_result(outcomes: list[_SampleOutcome], settings: ForwardSettings) -> CheckResult:
     title = "feed_forward_sample: loss"
-    rows, problems = [], []
+    rows, problems, hints = [], [], []
     for i, o in enumerate(outcomes):
         ok = o.loss is not None and _loss_is_close(o.loss, o.expected_loss, settings)
         rel = (
@@ -241,10 +241,8 @@ def _loss_result(outcomes: list[_SampleOutcome], settings: ForwardSettings) -> C
         if o.loss_problem:
             problems.append(f"{_case_name(i, o.case)}: {o.loss_problem}")
         elif not np.isfinite(o.loss):
-            problems.append(
-                f"{_case_name(i, o.case)}: got loss {o.loss}, expected {o.expected_loss:.6g}; "
-                f"{_non_finite_loss_hint(o.loss, o.expected_loss)}"
-            )
+            problems.append(f"{_case_name(i, o.case)}: got loss {o.loss}, expected {o.expected_loss:.6g}")
+            hints.append(_non_finite_loss_hint(o.loss, o.expected_loss))
         else:
             problems.append(
                 f"{_case_name(i, o.case)}: got loss {o.loss:.6g}, expected {o.expected_loss:.6g} "
@@ -260,6 +258,8 @@ def _loss_result(outcomes: list[_SampleOutcome], settings: ForwardSettings) -> C
         )
     else:
         message = f"The loss is wrong on {len(rows) - passed} of {len(rows)} samples: " + _listed(problems)
+        # One explanation per kind of non-finite loss, not one per sample.
+        message += "".join(f" {h[0].upper()}{h[1:]}." for h in dict.fromkeys(hints))
     return _result("Q2.loss", title, fraction, settings.loss_points, message, cases=rows)
 
 

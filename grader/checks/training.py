@@ -32,11 +32,12 @@ class TrainingSettings:
     test_samples: int = 1000
     epochs: int = 3
     learning_rate: float = network.LEARNING_RATE
-    accuracy_tolerance: float = 0.05  # full credit within this gap below the reference (fraction 0..1)
-    zero_credit_gap: float = 0.30  # no credit at this gap or more; linear in between
-    beats_reference_margin: float = (
-        0.08  # above the reference by this much: say accuracy alone proves nothing
-    )
+    # Per-sample SGD on raw pixels is chaotic: a 1e-13 relative nudge to the initial weights moves the
+    # final accuracy on 3,000 samples anywhere in 52-61% (measured, 12 runs). Only a gap far outside that
+    # spread says the pipeline is broken; Q3's gradient check is what finds subtle mistakes.
+    accuracy_tolerance: float = 0.12  # full credit within this gap below the reference (fraction 0..1)
+    zero_credit_gap: float = 0.40  # no credit at this gap or more; linear in between
+    beats_reference_margin: float = 0.15  # above the reference by this much: say accuracy alone proves nothing
 
 
 # ---------------------------------------------------------------- matching recorded calls to samples
@@ -399,8 +400,8 @@ def _training_result(details: dict[str, Any], settings: TrainingSettings) -> Che
     )
     if -gap > settings.beats_reference_margin:
         message = (
-            f"Your network ends {100 * -gap:.1f} points above the reference: {figures}. That is higher than "
-            "a correct solution reaches: accuracy alone does not show a correct gradient; see Q3."
+            f"Your network ends {100 * -gap:.1f} points above the reference: {figures}. That is more than "
+            "the spread of correct solutions: accuracy alone does not show a correct gradient; see Q3."
         )
     elif -gap > settings.accuracy_tolerance:
         message = f"Your network ends {100 * -gap:.1f} points above the reference: {figures}."

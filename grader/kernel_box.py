@@ -1,0 +1,390 @@
+"""The student's own running namespace (a Jupyter kernel's globals) behind the Sandbox interface.
+
+`KernelBox(namespace)` answers what grader/adapter.py asks a Sandbox (run_cells, namespace, get, call,
+limits, protections) without a child process: it is for the in-notebook self-check only, where the code
+under test is the student's own, already running in their own kernel. Values cross the boundary exactly as
+they would cross the sandbox's (the child runner's encoder, then decoded in memory): arguments and globals
+go in as deep copies, values come out as copies, numpy scalars as Python numbers, anything else as Opaque.
+
+Every call restores the namespace's bindings afterwards (names the grader set, and names the student's code
+rebound, added or deleted). In-place changes to the student's own objects are undone by `preserved_state`,
+which grader/selfcheck.py wraps around the whole check.
+
+Time limits: SIGALRM (setitimer) interrupts a call that runs too long, firing again every 0.25 s until the
+call returns, so a single `except BaseException` cannot swallow it. This needs the main thread (where a
+Jupyter kernel runs cells); on any other thread calls run without a limit.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import signal
+import sys
+import threading
+import time
+import traceback
+import warnings
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from grader.results import RunError
+from grader.sandbox import runner
+from grader.sandbox.session import CallResult, Limits, RunLog, Symbol
+from grader.sandbox.session import _symbol as symbol_from_info
+from grader.sandbox.values import Fingerprint, Opaque
+
+THIS_FILE = __file__
+REFIRE_S = 0.25  # after the limit, SIGALRM repeats at this interval until the call returns
+MAX_SNAPSHOT_BYTES = 2 * 2**30  # in-place restoration covers arrays up to this many bytes in total
+
+
+class CallTimedOut(BaseException):
+    """Raised inside the student's code by SIGALRM when a call exceeds its limit."""
+
+
+# ------------------------------------------------------------------------------------- value trees
+
+
+class _MemoryExchange(runner.Exchange):
+    """The child runner's encoder with arrays kept in memory (as copies) instead of written to .npy files."""
+
+    def __init__(self) -> None:
+        super().__init__(inbox=None, outbox=None)
+
+    def _array(self, array: np.ndarray, fingerprints: bool) -> Any:
+        if fingerprints or array.dtype.kind not in runner.NUMERIC_KINDS:
+            return super()._array(array, fingerprints)  # a fingerprint or an opaque node: no file written
+        return {"$": "ndarray", "array": np.array(array, copy=True)}
+
+
+def _decoded(node: Any) -> Any:
+    """An encoded node -> the value the grader would have read from the sandbox (arrays already copies)."""
+    if isinstance(node, list):
+        return [_decoded(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    tag = node.get("$")
+    if tag == "ndarray":
+        return node["array"]
+    if tag == "float":
+        return float(node["v"])
+    if tag == "tuple":
+        return tuple(_decoded(v) for v in node["items"])
+    if tag == "dict":
+        return {_decoded(k): _decoded(v) for k, v in node["items"]}
+    if tag == "opaque":
+        return Opaque(str(node["type"]), str(node["repr"]))
+    if tag == "fingerprint":
+        first = node["first_nonzero"]
+        return Fingerprint(tuple(node["shape"]), node["dtype"], float(_decoded(node["sum"])),
+                           float(_decoded(node["sum_sq"])), None if first is None else int(first))
+    return Opaque("?", f"unknown value node {tag!r}")
+
+
+def value_tree(value: Any, *, fingerprints: bool = False) -> Any:
+    """What the grader would receive for `value` from the sandbox: a copied value tree (Opaque elsewhere)."""
+    return _decoded(_MemoryExchange().encode(value, fingerprints=fingerprints))
+
+
+# ----------------------------------------------------------------------------------------- errors
+
+
+def _student_frames(exc: BaseException) -> traceback.StackSummary:
+    """The exception's frames without this module's own (the call wrapper and the alarm handler)."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != THIS_FILE]
+    return traceback.StackSummary.from_list(frames)
+
+
+def run_error(exc: BaseException, where: str, timeout_s: float | None = None) -> RunError:
+    """A student's exception (or time-out) as the sandbox reports it: kind, message, the student's frames."""
+    frames = "".join(_student_frames(exc).format())
+    if isinstance(exc, CallTimedOut):
+        message = f"{where} was still running after its {timeout_s:g} s limit and was stopped"
+        text = f"Traceback (most recent call last):\n{frames}(stopped here after {timeout_s:g} s)\n"
+        return RunError("timeout", where, message, text)
+    described = runner.error_of(exc)
+    only = "".join(traceback.format_exception_only(type(exc), exc))
+    text = f"Traceback (most recent call last):\n{frames}{only}" if frames else only
+    half = runner.TRACEBACK_CHARS // 2
+    text = text if len(text) <= 2 * half else text[:half] + "\n...\n" + text[-half:]
+    return RunError(described["kind"], where, described["message"], text)
+
+
+# ------------------------------------------------------------------------------------- time limits
+
+
+def alarm_available() -> bool:
+    """True when calls can be interrupted by SIGALRM here (Unix, main thread)."""
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
+@contextmanager
+def _alarm(seconds: float | None, handler: Callable[..., None]) -> Iterator[bool]:
+    """Arm SIGALRM for `seconds` (then every REFIRE_S); restore the previous handler and timer on exit."""
+    if seconds is None or seconds <= 0 or not alarm_available():
+        yield False
+        return
+    previous_handler = signal.signal(signal.SIGALRM, handler)
+    previous_delay, previous_interval = signal.setitimer(signal.ITIMER_REAL, seconds, REFIRE_S)
+    started = time.monotonic()
+    try:
+        yield True
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous_handler)
+        if previous_delay > 0:  # someone else's timer was running: give it back what is left of it
+            left = max(previous_delay - (time.monotonic() - started), 1e-3)
+            signal.setitimer(signal.ITIMER_REAL, left, previous_interval)
+
+
+def run_limited(thunk: Callable[[], Any], seconds: float | None) -> tuple[Any, BaseException | None]:
+    """thunk() -> (value, None), or (None, the exception it raised, CallTimedOut after `seconds`)."""
+    armed = [False]
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        if armed[0]:
+            raise CallTimedOut()
+
+    with _alarm(seconds, on_alarm):
+        try:
+            armed[0] = True
+            value = thunk()
+            armed[0] = False
+            return value, None
+        except BaseException as exc:  # student code may raise anything, SystemExit included
+            armed[0] = False
+            return None, exc
+
+
+# ------------------------------------------------------------------------------------- the box
+
+
+class KernelBox:
+    """A Sandbox look-alike over a live namespace dict: the student's code runs in this process.
+
+    Never raises on the student's behaviour (errors become CallResult.error) except KeyboardInterrupt,
+    which is re-raised after the namespace is restored, so that a student can still stop a check.
+    """
+
+    def __init__(self, namespace: MutableMapping[str, Any], limits: Limits | None = None):
+        self.ns = namespace
+        self.limits = limits or Limits()
+        self._run_log: RunLog | None = None
+        self._deadline = time.monotonic() + self.limits.total_timeout_s
+
+    @property
+    def protections(self) -> tuple[str, ...]:
+        """What guards the student's kernel during the check (in-process: no isolation, by design)."""
+        timing = ("time limits by SIGALRM (main thread)" if alarm_available()
+                  else "no time limits (not on the main thread)")
+        return ("in-process self-check: no isolation (the student's own kernel)", timing,
+                "globals, arguments and random states restored after every check")
+
+    def run_cells(self) -> RunLog:
+        """The kernel already ran the cells: an empty log whose initial_params are the current weights/biases."""
+        if self._run_log is None:
+            names = ("weights", "biases")
+            params = {n: value_tree(self.ns[n]) for n in names} if all(n in self.ns for n in names) else None
+            self._run_log = RunLog((), (), params, 0.0)
+        return self._run_log
+
+    def namespace(self) -> dict[str, Symbol]:
+        """The namespace's names (dunders excluded), described as the sandbox describes them."""
+        return {str(name): symbol_from_info(str(name), runner.describe(value))
+                for name, value in list(self.ns.items())
+                if isinstance(name, str) and not name.startswith("__")}
+
+    def get(self, names: Iterable[str]) -> dict[str, Any]:
+        """Copies of the named globals that exist (value trees; Opaque where not encodable)."""
+        return {n: value_tree(self.ns[n]) for n in names if n in self.ns}
+
+    def call(self, function: str, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, *,
+             set_globals: dict[str, Any] | None = None, get_globals: Sequence[str] = (),
+             return_args: bool = False, record: Sequence[str] = (),
+             timeout_s: float | None = None) -> CallResult:
+        """Set globals (copies), call `function(*args, **kwargs)`, read back copies, restore the bindings."""
+        where = f"call {function}"
+        started = time.monotonic()
+        remaining = self._deadline - started
+        if remaining <= 0:
+            total = self.limits.total_timeout_s
+            error = RunError("timeout", where, f"not run: the check used up its total time limit of {total:g} s")
+            return CallResult(function, False, error=error, timed_out=True)
+        args, kwargs = copy.deepcopy(list(args)), copy.deepcopy(dict(kwargs or {}))
+        bindings = dict(self.ns)
+        limit = min(timeout_s or self.limits.call_timeout_s, remaining)
+        raw: list[dict[str, Any]] = []
+        try:
+            self.ns.update(copy.deepcopy(dict(set_globals or {})))
+            target = self.ns.get(function)
+            for name in record:
+                if callable(self.ns.get(name)):
+                    self.ns[name] = runner.Runner.recorder(_RECORDING, name, self.ns[name], raw)
+
+            def thunk() -> Any:
+                if not callable(target):
+                    raise NameError(f"name {function!r} is not defined as a function")
+                return target(*args, **kwargs)
+
+            value, exc, out, err = self._guarded(thunk, limit)
+            for name in record:
+                if name in bindings:
+                    self.ns[name] = bindings[name]
+            if isinstance(exc, KeyboardInterrupt):
+                raise exc
+            error = None if exc is None else run_error(exc, where, limit)
+            result = CallResult(
+                function, error is None, value=None if error else value_tree(value),
+                globals={n: value_tree(self.ns[n]) for n in get_globals if n in self.ns},
+                args_after=value_tree(args) if return_args else None, stdout=out, stderr=err,
+                error=error, timed_out=isinstance(exc, CallTimedOut), recorded=_recorded(raw),
+                duration_s=time.monotonic() - started)
+        finally:
+            restore_bindings(self.ns, bindings)
+        return result
+
+    def _guarded(self, thunk: Callable[[], Any], limit: float) -> tuple[Any, BaseException | None, str, str]:
+        """Run student code with bounded, captured stdout/stderr and its own warning filters."""
+        size = self.limits.output_kb * 1024
+        out, err = runner.BoundedWriter(size), runner.BoundedWriter(size)
+        with warnings.catch_warnings(), redirect_stdout(out), redirect_stderr(err):
+            value, exc = run_limited(thunk, limit)
+        return value, exc, _text(out, "stdout"), _text(err, "stderr")
+
+
+
+class _FingerprintRecorder:
+    """What runner.Runner.recorder needs of its `self`: an exchange that encodes arguments (arrays as
+    fingerprints); the recorder binds each call to the original's signature and returns None."""
+
+    exchange = _MemoryExchange()
+
+
+_RECORDING = _FingerprintRecorder()
+
+
+def _recorded(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runner's recorded calls as the sandbox's parent reads them ({"function", "arguments"})."""
+    return [{"function": str(r["function"]), "arguments": {str(k): _decoded(v) for k, v in r["arguments"].items()}}
+            for r in raw]
+
+
+def _text(writer: runner.BoundedWriter, stream: str) -> str:
+    text, dropped = writer.take()
+    return text + (f"\n[... {dropped} more characters of {stream} were dropped (output limit)]" if dropped else "")
+
+
+def restore_bindings(ns: MutableMapping[str, Any], bindings: dict[str, Any]) -> None:
+    """Make ns bind exactly `bindings` again (drop added names, rebind changed ones), touching nothing else."""
+    for name in [n for n in ns if n not in bindings]:
+        del ns[name]
+    for name, value in bindings.items():
+        if name not in ns or ns[name] is not value:
+            ns[name] = value
+
+
+# ----------------------------------------------------------------- the student's state, around a check
+
+
+@dataclass
+class _Snapshot:
+    """One mutable value and how to put its contents back in place: arrays, containers, RNG states."""
+
+    obj: Any
+    saved: Any
+    children: list[_Snapshot]
+
+
+def _snapshot(value: Any, budget: list[int], seen: set[int], depth: int = 0) -> _Snapshot | None:
+    if id(value) in seen or depth > 16:
+        return None
+    if isinstance(value, np.ndarray):
+        if value.dtype.hasobject or value.nbytes > budget[0]:
+            return None
+        budget[0] -= value.nbytes
+        seen.add(id(value))
+        return _Snapshot(value, value.copy(), [])
+    if isinstance(value, np.random.Generator):
+        return _Snapshot(value, copy.deepcopy(value.bit_generator.state), [])
+    if isinstance(value, np.random.RandomState):
+        return _Snapshot(value, value.get_state(), [])
+    if isinstance(value, random.Random):
+        return _Snapshot(value, value.getstate(), [])
+    if isinstance(value, (list, tuple, dict)) and len(value) <= 100_000:
+        seen.add(id(value))
+        items = list(value.items()) if isinstance(value, dict) else list(value)
+        inner = [v for _, v in items] if isinstance(value, dict) else items
+        children = [s for s in (_snapshot(v, budget, seen, depth + 1) for v in inner) if s is not None]
+        return _Snapshot(value, items if not isinstance(value, tuple) else None, children)
+    return None
+
+
+def _restore(snap: _Snapshot) -> None:
+    obj = snap.obj
+    if isinstance(obj, np.ndarray):
+        if obj.shape == snap.saved.shape and obj.tobytes() != snap.saved.tobytes():
+            if not obj.flags.writeable:
+                return  # the student froze it after changing it; nothing safe to do
+            np.copyto(obj, snap.saved, casting="unsafe")
+    elif isinstance(obj, np.random.Generator):
+        obj.bit_generator.state = snap.saved
+    elif isinstance(obj, np.random.RandomState):
+        obj.set_state(snap.saved)
+    elif isinstance(obj, random.Random):
+        obj.setstate(snap.saved)
+    elif isinstance(obj, list) and not _same_list(obj, snap.saved):
+        obj[:] = snap.saved
+    elif isinstance(obj, dict) and not _same_items(obj, snap.saved):
+        obj.clear()
+        obj.update(snap.saved)
+    for child in snap.children:
+        _restore(child)
+
+
+def _same_list(values: list, saved: list) -> bool:
+    """The list holds exactly these very objects, in this order."""
+    return len(values) == len(saved) and all(a is b for a, b in zip(values, saved, strict=True))
+
+
+def _same_items(mapping: dict, items: list[tuple[Any, Any]]) -> bool:
+    """The dict holds exactly these keys, in this order, bound to these very objects."""
+    return len(mapping) == len(items) and all(
+        k is k2 and v is v2 for (k, v), (k2, v2) in zip(mapping.items(), items, strict=True))
+
+
+@contextmanager
+def preserved_state(ns: MutableMapping[str, Any]) -> Iterator[None]:
+    """Around a check: the namespace's bindings, the contents of its arrays, lists, dicts and random
+    generators (in place, identities kept), numpy's and `random`'s global random states, np.seterr.
+
+    numpy's global RNG is seeded with 0 inside (the sandbox seeds its child the same way), so that a check
+    gives the same answer each time it is run."""
+    bindings = dict(ns)
+    budget, seen = [MAX_SNAPSHOT_BYTES], set()
+    snapshots = [s for name, v in bindings.items() if not str(name).startswith("__")
+                 for s in [_snapshot(v, budget, seen)] if s is not None]
+    numpy_state, random_state, errors = np.random.get_state(), random.getstate(), np.geterr()
+    try:
+        np.random.seed(0)
+        random.seed(0)
+        yield
+    finally:
+        restore_bindings(ns, bindings)
+        for snap in snapshots:
+            _restore(snap)
+        np.random.set_state(numpy_state)
+        random.setstate(random_state)
+        np.seterr(**errors)
+
+
+def caller_namespace(depth: int = 1) -> dict[str, Any]:
+    """The globals of the first calling frame outside the grader package (a notebook's: its user namespace)."""
+    frame = sys._getframe(depth + 1)
+    while frame.f_back is not None and str(frame.f_globals.get("__name__", "")).split(".")[0] == "grader":
+        frame = frame.f_back
+    return frame.f_globals
