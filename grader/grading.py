@@ -156,7 +156,9 @@ def run_checks(
     return checks, gradients, training, figures
 
 
-def _accuracy_caveat(check: CheckResult, gradients: dict[str, GradientVerdict], training: dict[str, Any]) -> CheckResult:
+def _accuracy_caveat(
+    check: CheckResult, gradients: dict[str, GradientVerdict], training: dict[str, Any]
+) -> CheckResult:
     """Q4.training's message, plus a warning when the network trains well although Q3 found wrong gradients."""
     wrong = [name for name, v in gradients.items() if v.verdict == "wrong"]
     student, reference = training.get("student") or [], training.get("reference") or []
