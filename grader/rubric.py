@@ -44,8 +44,8 @@ class QuestionRule:
 class DataSettings:
     """How much MNIST each part of grading uses (images are taken in order from the loaded set)."""
 
-    toplevel_train: int = 1000  # what `tf.keras.datasets.mnist.load_data()` gives the student's top level
-    toplevel_test: int = 500
+    toplevel_train: int = 500  # what `tf.keras.datasets.mnist.load_data()` gives the student's top level
+    toplevel_test: int = 200
     seed: int = 0  # the grader's own probe points and sample choice
 
 
