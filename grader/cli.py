@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
 
     from grader.batch import discover
+    from grader.executors import ExecutorError
     from grader.rubric import RubricError, load_rubric
     from reference.mnist import MnistError
 
@@ -91,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         outcome = session.grade(paths)
     except MnistError as exc:
         print(f"grade: MNIST: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ExecutorError as exc:
+        print(f"grade: executor: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - the grader's own failure: say so, exit 1
         import traceback

@@ -19,7 +19,7 @@ from typing import Any
 from grader.batch import Job, grader_failure
 from grader.session import JobConfig
 
-CONNECT_TIMEOUT_S = 30
+CONNECT_TIMEOUT_S = 10
 _ADDRESS = re.compile(r"dask://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})/?")
 
 
@@ -98,7 +98,8 @@ def collect(future: Any, job: Job, config: JobConfig) -> dict[str, Any]:
         try:
             write_outputs(result, config.out_dir, staff=not config.visible_only, name=job.stem)
         except Exception as exc:  # noqa: BLE001 - as in a local run, a report failure costs this one only
-            return grader_failure(job, f"writing this submission's reports failed: {exc!r}", traceback.format_exc())
+            return grader_failure(job, f"writing this submission's reports failed: {exc!r}",
+                                  traceback.format_exc())
     return {k: v for k, v in result.items() if k != "figures"}
 
 
@@ -137,10 +138,11 @@ def run_on_dask(
         def submit_next() -> None:
             for job in queue:
                 try:
-                    payload = Payload(job.path.name, job.path.read_bytes(), str(job.path), job.stem, job.cache_key)
+                    content = job.path.read_bytes()
                 except OSError as exc:
                     on_done(job, grader_failure(job, f"cannot read the submission to send it: {exc}"))
                     continue
+                payload = Payload(job.path.name, content, str(job.path), job.stem, job.cache_key)
                 future = client.submit(grade_on_worker, payload, shared_future, pure=False, retries=0,
                                        key=f"grade-{job.stem}-{uuid.uuid4().hex[:12]}")
                 pending[future] = job

@@ -30,7 +30,8 @@ FIXED_DATE = (2020, 1, 1, 0, 0, 0)  # zip entries get one date: the same inputs 
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
 # Gradescope runs this as /autograder/run_autograder; AUTOGRADER_ROOT and AUTOGRADER_PYTHON move it for tests.
-ROOT="${AUTOGRADER_ROOT:-/autograder}"; PY="${AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}"; [ -x "$PY" ] || PY=python3
+ROOT="${AUTOGRADER_ROOT:-/autograder}"
+PY="${AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}"; [ -x "$PY" ] || PY=python3
 cd "$ROOT" && exec "$PY" -m grader.gradescope_run --bundle "$ROOT/source" --submission "$ROOT/submission" \\
     --results "$ROOT/results"
 """
@@ -76,9 +77,10 @@ chmod +x "$ROOT/run_autograder" "$SOURCE/run_autograder" 2>/dev/null || true
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="grade gradescope",
-                                description="Build a Gradescope autograder zip (setup.sh, run_autograder, the "
-                                "grader's source, the rubric and the MNIST data).")
+    p = argparse.ArgumentParser(
+        prog="grade gradescope",
+        description="Build a Gradescope autograder zip (setup.sh, run_autograder, the grader's source, the "
+        "rubric and the MNIST data).")
     p.add_argument("--out", default="autograder.zip", help="the zip to write (default: autograder.zip)")
     p.add_argument("--rubric", default=None, help="rubric.yaml to bundle (default: the shipped one)")
     p.add_argument("--mnist", default=None, help="MNIST npz (keras layout) to bundle (default: none, the "
@@ -146,7 +148,8 @@ def build_bundle(out: Path, rubric_path: str | None = None, mnist_path: str | No
     if mnist_path:
         read_npz(mnist_path)  # raises MnistError naming the problem
     root = project_root()
-    manifest = {"grader_version": __version__, "rubric": "rubric.yaml", "mnist": "mnist.npz" if mnist_path else None}
+    manifest = {"grader_version": __version__, "rubric": "rubric.yaml",
+                "mnist": "mnist.npz" if mnist_path else None}
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:
         add(zf, "setup.sh", SETUP_SH.encode(), executable=True)

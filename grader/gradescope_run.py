@@ -92,7 +92,8 @@ def choose_submission(submission_dir: Path) -> Choice:
     """The most likely homework file in submission_dir, with a note naming the others."""
     paths = find_candidates(submission_dir)
     if not paths:
-        handed = sorted(p.relative_to(submission_dir).as_posix() for p in submission_dir.rglob("*") if p.is_file())
+        handed = sorted(p.relative_to(submission_dir).as_posix()
+                        for p in submission_dir.rglob("*") if p.is_file())
         listing = ", ".join(handed[:20]) or "nothing"
         return Choice(None, "No .py or .ipynb file was found in your submission (you handed in: "
                             f"{listing}). Submit the notebook or the .py file with your solution.")

@@ -122,7 +122,9 @@ def question_number(question_id: str, position: int) -> str:
 def is_not_gradable(data: Mapping[str, Any]) -> bool:
     """True when the submission could not be graded at all (syntax error, no code, grader failure)."""
     kinds = {e.get("kind") for e in data.get("errors", [])}
-    return bool(kinds & {"not_gradable", "grader"}) and not any(q["checks"] for q in data["questions"])
+    if "not_gradable" in kinds:
+        return True
+    return "grader" in kinds and not any(q["checks"] for q in data["questions"])
 
 
 def diagnoses(data: Mapping[str, Any]) -> list[str]:

@@ -605,9 +605,6 @@ class Sandbox:
     def _describe_protections(self) -> tuple[str, ...]:
         limits = self.limits
         described = isolation.protections(limits.memory_mb, limits.file_mb, limits.nproc, self.isolated)
-        if self.isolated:
-            described = (described[0], f"uid {self.user.uid} / gid {self.user.gid}: " + described[1],
-                         *described[2:])
         return tuple(p + (" (verified)" if self.isolated and i > 0 else "") for i, p in enumerate(described))
 
 

@@ -1,0 +1,35 @@
+"""`grade --doctor`: start a real sandbox here and say which protections it verified."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from grader.sandbox import Sandbox, SandboxFailure, protections
+from grader.submission import load_submission
+
+PROBE = "import numpy as np\nweights, biases = [np.zeros((2, 2))] * 3, [np.zeros(2)] * 3\n"
+
+
+def doctor() -> int:
+    """0 when a sandboxed child starts and runs a cell here, 1 (with the reason) when it cannot."""
+    print("Protections a sandbox would use on this machine:")
+    for line in protections():
+        print(f"  - {line}")
+    with tempfile.TemporaryDirectory(prefix="grade-doctor-") as tmp:
+        path = Path(tmp) / "doctor_probe.py"
+        path.write_text(PROBE)
+        try:
+            with Sandbox(load_submission(path)) as box:
+                run = box.run_cells()
+                verified = box.protections()
+        except SandboxFailure as exc:
+            print(f"FAILED: a sandboxed child could not start: {exc}")
+            return 1
+    print("A sandboxed child started and ran a cell" + (" with errors:" if run.errors else "."))
+    for error in run.errors:
+        print(f"  - {error.where}: {error.message}")
+    print("Verified in the child:")
+    for line in verified:
+        print(f"  - {line}")
+    return 0 if not run.errors else 1
