@@ -17,6 +17,7 @@ Jupyter kernel runs cells); on any other thread calls run without a limit.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import random
 import signal
@@ -177,7 +178,6 @@ class KernelBox:
         self._run_log: RunLog | None = None
         self._deadline = time.monotonic() + self.limits.total_timeout_s
 
-    @property
     def protections(self) -> tuple[str, ...]:
         """What guards the student's kernel during the check (in-process: no isolation, by design)."""
         timing = ("time limits by SIGALRM (main thread)" if alarm_available()
@@ -252,7 +252,7 @@ class KernelBox:
         """Run student code with bounded, captured stdout/stderr and its own warning filters."""
         size = self.limits.output_kb * 1024
         out, err = runner.BoundedWriter(size), runner.BoundedWriter(size)
-        with warnings.catch_warnings(), redirect_stdout(out), redirect_stderr(err):
+        with warnings.catch_warnings(), redirect_stdout(out), redirect_stderr(err), _no_input():
             value, exc = run_limited(thunk, limit)
         return value, exc, _text(out, "stdout"), _text(err, "stderr")
 
@@ -272,6 +272,17 @@ def _recorded(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The runner's recorded calls as the sandbox's parent reads them ({"function", "arguments"})."""
     return [{"function": str(r["function"]), "arguments": {str(k): _decoded(v) for k, v in r["arguments"].items()}}
             for r in raw]
+
+
+@contextmanager
+def _no_input() -> Iterator[None]:
+    """input() raises EOFError during a call (as in the sandbox) instead of waiting for the student to type."""
+    previous = builtins.input
+    builtins.input = runner._no_input
+    try:
+        yield
+    finally:
+        builtins.input = previous
 
 
 def _text(writer: runner.BoundedWriter, stream: str) -> str:

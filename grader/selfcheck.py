@@ -26,7 +26,7 @@ from grader.adapter import HANDOUT_FUNCTIONS, build_student
 from grader.grading import QUESTION_ORDER, GradingData, prepare_data, run_checks
 from grader.kernel_box import KernelBox, caller_namespace, preserved_state
 from grader.registry import KNOWN_CHECKS
-from grader.results import CheckResult, QuestionResult
+from grader.results import CheckResult, QuestionResult, RunError
 from grader.rubric import Rubric, load_rubric
 from grader.sandbox import Limits
 from grader.scoring import score_question
@@ -49,6 +49,7 @@ DISCLAIMER = ("Visible checks only, on your kernel's current functions and weigh
               "hidden checks and is computed on your submitted file.")
 
 _DATA_CACHE: list[tuple[Any, GradingData]] = []  # [(key, data)]: MNIST is cut and prepared once per kernel
+_DEFAULT_MNIST = object()  # cache key of the default loader's MNIST
 
 
 @dataclass(frozen=True, repr=False)
@@ -63,13 +64,16 @@ class SelfCheckReport:
     data_source: str = ""
     duration_s: float = 0.0
 
+    unchecked: tuple[str, ...] = ()  # questions that could not be judged here (Q1 on trained parameters)
+
     @property
     def score(self) -> float:
         return round(sum(q.score for q in self.questions), 6)
 
     @property
     def max_score(self) -> float:
-        return round(sum(q.max_score for q in self.questions), 6)
+        """The points of the questions that were checked (an unchecked question counts neither way)."""
+        return round(sum(q.max_score for q in self.questions if q.id not in self.unchecked), 6)
 
     def failures(self) -> list[CheckResult]:
         """The checks that did not pass (failed, error or skipped)."""
@@ -101,7 +105,9 @@ class SelfCheckReport:
 
     def __repr__(self) -> str:
         scope = self.question or "all questions"
-        return f"<SelfCheckReport {scope}: {_points(self.score)} / {_points(self.max_score)} (visible checks)>"
+        unchecked = f", {', '.join(self.unchecked)} not checked" if self.unchecked else ""
+        return (f"<SelfCheckReport {scope}: {_points(self.score)} / {_points(self.max_score)} "
+                f"(visible checks{unchecked})>")
 
 
 # ------------------------------------------------------------------------------------------ check()
@@ -125,8 +131,9 @@ def check(question: str | int | None = None, *, namespace: MutableMapping[str, A
     ids = [qid] if qid else [q for q in QUESTION_ORDER if q in rubric.questions]
     questions = [_visible(score_question(q, checks.get(q, []), rubric)) for q in ids]
     questions, notes = _judge_q1_context(questions, initial)
+    unchecked = tuple(q.id for q in questions if q.id == "Q1" and notes.get("Q1") == TRAINED_NOTE)
     report = SelfCheckReport(tuple(questions), qid, notes, adaptations, problems, data.source,
-                             round(time.monotonic() - started, 3))
+                             round(time.monotonic() - started, 3), unchecked)
     if show:
         _show(report, echo_guard=True)
     return report
@@ -151,7 +158,7 @@ def limits_of(rubric: Rubric) -> Limits:
 
 def grading_data(rubric: Rubric, mnist: Mnist | None) -> GradingData:
     """The rubric's cut of MNIST (the default loader's, or `mnist`), prepared once per kernel."""
-    key = (rubric.sha256, mnist if mnist is not None else "default")
+    key = (rubric.sha256, mnist if mnist is not None else _DEFAULT_MNIST)
     for cached_key, data in _DATA_CACHE:
         if cached_key[0] == key[0] and cached_key[1] is key[1]:
             return data
@@ -178,8 +185,6 @@ class _OneQuestion:
         return getattr(self._student, name)
 
     def _refuse(self, function: str) -> StudentCodeError:
-        from grader.results import RunError
-
         return StudentCodeError(RunError("not_gradable", f"call {function}", f"not part of {self._qid}"))
 
     def call_helper(self, name: str, *args: Any) -> Any:
@@ -239,28 +244,33 @@ def _traceback_tail(text: str | None, lines: int = 12) -> str | None:
     return "\n".join((["..."] if len(kept) > lines else []) + kept[-lines:])
 
 
+def _question_lines(q: QuestionResult, note: str | None, checked: bool) -> list[str]:
+    """A question's score, its note, each check; a failure's message once (repeats say so), traceback tail."""
+    score = f"{_points(q.score)} / {_points(q.max_score)}"
+    score = score if checked else f"not checked ({_points(q.max_score)} points)"
+    lines = [f"\n{q.title}: {score}"] + ([f"  Note: {note}"] if note else [])
+    previous = note
+    for c in q.checks:
+        lines.append(f"  [{MARKS.get(c.status, c.status)}] {c.title} ({_points(c.score)}/{_points(c.max_score)})")
+        if c.status == "passed":
+            continue
+        if c.message == previous:
+            lines += [] if c.message == note else ["        (the same reason as above)"]
+            continue
+        previous = c.message
+        lines.append(f"        {c.message}")
+        tail = _traceback_tail(c.traceback)
+        lines += ["        " + t for t in tail.splitlines()] if tail else []
+    return lines
+
+
 def render_text(report: SelfCheckReport) -> str:
-    """Plain text: header, per question its score, each check (failures with message and traceback tail)."""
+    """Plain text: the total, each question's checks (failures with what is wrong), problems, adaptations."""
     scope = f"{report.question}" if report.question else "all questions"
-    lines = [f"Self-check ({scope}): {_points(report.score)} / {_points(report.max_score)}"]
+    unchecked = f" ({', '.join(report.unchecked)} not checked)" if report.unchecked else ""
+    lines = [f"Self-check ({scope}): {_points(report.score)} / {_points(report.max_score)}{unchecked}"]
     for q in report.questions:
-        lines.append(f"\n{q.title}: {_points(q.score)} / {_points(q.max_score)}")
-        if q.id in report.notes and not all(c.message == report.notes[q.id] for c in q.checks):
-            lines.append(f"  Note: {report.notes[q.id]}")
-        shown_skip_reason = False
-        for c in q.checks:
-            lines.append(f"  [{MARKS.get(c.status, c.status)}] {c.title} ({_points(c.score)}/{_points(c.max_score)})")
-            if c.status == "passed":
-                continue
-            if c.status == "skipped" and c.message == report.notes.get(q.id):
-                if not shown_skip_reason:
-                    lines.append(f"        {c.message}")
-                    shown_skip_reason = True
-                continue
-            lines.append(f"        {c.message}")
-            tail = _traceback_tail(c.traceback)
-            if tail:
-                lines += ["        " + t for t in tail.splitlines()]
+        lines += _question_lines(q, report.notes.get(q.id), q.id not in report.unchecked)
     if report.problems:
         lines.append("\nThe grader could not call some of your functions:")
         lines += [f"  - {p}" for p in report.problems]
@@ -301,19 +311,27 @@ _CSS = """
 
 _TEMPLATE = """<div class="gsc"><style>{{ css }}</style>
 <div><span class="total">Self-check{% if r.question %} {{ r.question }}{% endif %}:
- {{ points(r.score) }} / {{ points(r.max_score) }}</span>
+ {{ points(r.score) }} / {{ points(r.max_score) }}
+ {%- if r.unchecked %} ({{ r.unchecked|join(', ') }} not checked){% endif %}</span>
  <span class="muted">&nbsp;{{ r.duration_s|round(1) }} s, MNIST from {{ r.data_source }}</span></div>
 {% for q in r.questions %}
-<div class="q"><span>{{ q.title }}</span><span>{{ points(q.score) }} / {{ points(q.max_score) }}</span>
-{% if q.max_score > 0 %}<span class="bar"><span class="{{ 'low' if q.score < q.max_score else '' }}"
+<div class="q"><span>{{ q.title }}</span>
+{% if q.id in r.unchecked %}<span class="muted">not checked ({{ points(q.max_score) }} points)</span>
+{% else %}<span>{{ points(q.score) }} / {{ points(q.max_score) }}</span>{% endif %}
+{% if q.max_score > 0 and q.id not in r.unchecked %}
+<span class="bar"><span class="{{ 'low' if q.score < q.max_score else '' }}"
  style="width: {{ (100 * q.score / q.max_score)|round(0) }}%"></span></span>{% endif %}</div>
 {% set note = r.notes.get(q.id) %}
 {% if note %}<div class="note">{{ note }}</div>{% endif %}
-{% for c in q.checks if c.status != 'passed' and not (c.status == 'skipped' and c.message == note) %}
+{% set failing = q.checks|rejectattr('status', 'equalto', 'passed')|list %}
+{% for c in failing if not (c.status == 'skipped' and c.message == note) %}
 <div class="check {{ c.status }}"><span class="badge {{ c.status }}">{{ c.status }}</span>{{ c.title }}
  <span class="pts">{{ points(c.score) }} / {{ points(c.max_score) }}</span>
- <div class="msg">{{ c.message }}</div>
+ {% if loop.previtem is defined and loop.previtem.message == c.message %}
+ <div class="msg muted">The same reason as above.</div>
+ {% else %}<div class="msg">{{ c.message }}</div>
  {% if c.traceback %}<details><summary>traceback</summary><pre>{{ tail(c.traceback) }}</pre></details>{% endif %}
+ {% endif %}
 </div>
 {% endfor %}
 {% set passed = q.checks|selectattr('status', 'equalto', 'passed')|list %}
