@@ -116,16 +116,21 @@ def evaluate(weights, biases, images: np.ndarray, labels: np.ndarray) -> tuple[f
 
 
 def gradient(weights, biases, x: np.ndarray, label: int) -> Params:
-    """Q3: dLoss/dW_l (n_in, n_out) and dLoss/db_l (n_out,) for one sample (784,), by backpropagation."""
-    fwd = forward(weights, biases, x)
-    delta = fwd.probabilities - one_hot(label)  # dL/dz3 for softmax + cross-entropy
-    grad_w, grad_b = [], []
-    for layer in reversed(range(len(weights))):
-        grad_w.insert(0, np.outer(fwd.activations[layer], delta))
-        grad_b.insert(0, delta)
-        if layer > 0:
-            delta = (weights[layer] @ delta) * sigmoid_prime(fwd.preactivations[layer - 1])
-    return grad_w, grad_b
+    """Q3: dLoss/dW_l (n_in, n_out) and dLoss/db_l (n_out,) for one sample (784,), by backpropagation.
+
+    delta_l = dLoss/dz_l. For softmax + cross-entropy delta_3 = p - onehot(label); each hidden layer
+    passes delta back through its weights and multiplies by sigma'(z_l) = a_l * (1 - a_l).
+    """
+    (w1, w2, w3), (b1, b2, b3) = weights, biases
+    x = np.asarray(x, dtype=np.float64)
+    a1 = sigmoid(x @ w1 + b1)
+    a2 = sigmoid(a1 @ w2 + b2)
+    delta3 = softmax(a2 @ w3 + b3)
+    delta3[label] -= 1.0
+    delta2 = (w3 @ delta3) * (a2 * (1.0 - a2))
+    delta1 = (w2 @ delta2) * (a1 * (1.0 - a1))
+    grad_w = [np.outer(x, delta1), np.outer(a1, delta2), np.outer(a2, delta3)]
+    return grad_w, [delta1, delta2, delta3]
 
 
 def sgd_step(weights, biases, x: np.ndarray, label: int, learning_rate: float = LEARNING_RATE) -> Params:
@@ -146,30 +151,30 @@ def train_epoch(
 ) -> Params:
     """Q4: one epoch of per-sample SGD over images (n, 784) in order; returns new parameters.
 
-    Same arithmetic as calling `sgd_step` n times, but the W1 update touches only the rows of
-    non-zero pixels (about 19% of them): the other rows' gradient is exactly zero.
+    The same arithmetic as `gradient` + `sgd_step` for each sample in turn (bit for bit), updating in place,
+    and the W1 update touches only the rows of non-zero pixels (about 19% of them): dLoss/dW1[i, :] =
+    x[i] * delta1 is exactly zero for the others.
     """
-    weights = [np.array(w, dtype=np.float64) for w in weights]
-    biases = [np.array(b, dtype=np.float64) for b in biases]
-    images = np.asarray(images, dtype=np.float64)
-    for i, (x, label) in enumerate(zip(images, labels, strict=True)):
-        fwd = forward(weights, biases, x)
-        delta = fwd.probabilities - one_hot(label)
-        for layer in reversed(range(len(weights))):
-            below = fwd.activations[layer]
-            next_delta = None
-            if layer > 0:
-                next_delta = (weights[layer] @ delta) * sigmoid_prime(fwd.preactivations[layer - 1])
-            if layer == 0:
-                nonzero = np.flatnonzero(below)
-                weights[0][nonzero] -= learning_rate * np.outer(below[nonzero], delta)
-            else:
-                weights[layer] -= learning_rate * np.outer(below, delta)
-            biases[layer] -= learning_rate * delta
-            delta = next_delta
+    (w1, w2, w3) = [np.array(w, dtype=np.float64) for w in weights]
+    (b1, b2, b3) = [np.array(b, dtype=np.float64) for b in biases]
+    lr = learning_rate
+    for i, (x, label) in enumerate(zip(np.asarray(images, dtype=np.float64), labels, strict=True)):
+        a1 = sigmoid(x @ w1 + b1)
+        a2 = sigmoid(a1 @ w2 + b2)
+        delta3 = softmax(a2 @ w3 + b3)
+        delta3[label] -= 1.0
+        delta2 = (w3 @ delta3) * (a2 * (1.0 - a2))
+        delta1 = (w2 @ delta2) * (a1 * (1.0 - a1))
+        w3 -= lr * np.outer(a2, delta3)
+        b3 -= lr * delta3
+        w2 -= lr * np.outer(a1, delta2)
+        b2 -= lr * delta2
+        pixels = np.flatnonzero(x)
+        w1[pixels] -= lr * np.outer(x[pixels], delta1)
+        b1 -= lr * delta1
         if progress is not None:
             progress(i + 1)
-    return weights, biases
+    return [w1, w2, w3], [b1, b2, b3]
 
 
 @dataclass(frozen=True)
