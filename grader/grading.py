@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -17,7 +18,7 @@ from grader.checks.backprop import check_backprop
 from grader.checks.forward import ForwardCase, check_feed_forward_dataset, check_feed_forward_sample
 from grader.checks.helpers import check_helpers
 from grader.checks.initialisation import check_initialisation
-from grader.checks.training import check_short_training, check_training_loop
+from grader.checks.training import check_short_training, check_training_loop, reference_history
 from grader.gradients import probe_point, probe_samples
 from grader.registry import KNOWN_CHECKS, SETTINGS_CLASSES
 from grader.results import CheckResult, GradientVerdict, QuestionResult, RunError, SubmissionResult
@@ -88,6 +89,7 @@ def grade_submission(
         questions = tuple(score_question(q, [], rubric) for q in _question_ids(rubric))
         return _finish(header, questions, errors=(error,), started=started, visible_only=visible_only)
 
+    _start_reference_training(rubric, data)
     limits = Limits(**{k: getattr(rubric.limits, k) for k in
                        ("cell_timeout_s", "call_timeout_s", "total_timeout_s", "memory_mb", "output_kb", "file_mb")})
     with Sandbox(submission, data.toplevel, limits, hide=hide) as box:
@@ -101,6 +103,21 @@ def grade_submission(
     return _finish(header, questions, gradients=gradients, training=training, errors=errors,
                    adaptations=adaptations, protections=protections, figures=figures,
                    started=started, visible_only=visible_only)
+
+
+def _start_reference_training(rubric: Rubric, data: GradingData) -> None:
+    """Train the reference for Q4 on a second thread while the student's code runs in its child.
+
+    The parent only waits on the child meanwhile, so on two cores this hides the reference's training.
+    """
+    settings = rubric.questions["Q4"].settings if "Q4" in rubric.questions else SETTINGS_CLASSES["Q4"]()
+    x, y = data.train_images[: settings.train_samples], data.train_labels[: settings.train_samples]
+    xt, yt = data.test_images[: settings.test_samples], data.test_labels[: settings.test_samples]
+    threading.Thread(
+        target=reference_history,
+        args=(network.init_params(), x, y, xt, yt, settings.epochs, settings.learning_rate),
+        daemon=True,
+    ).start()
 
 
 def run_checks(
@@ -288,7 +305,9 @@ def _header(path: Path, name: str, rubric: Rubric) -> dict[str, Any]:
 def _finish(header: dict[str, Any], questions: tuple[QuestionResult, ...], *, started: float,
             visible_only: bool, **fields: Any) -> SubmissionResult:
     if visible_only:
-        questions = tuple(replace(q, checks=tuple(c for c in q.checks if c.visibility == "visible"))
+        # A grader failure stays visible: hiding it would show a question with nothing in it.
+        questions = tuple(replace(q, checks=tuple(c for c in q.checks
+                                                  if c.visibility == "visible" or c.id.endswith(".grader")))
                           for q in questions)
     return SubmissionResult(questions=questions, duration_s=round(time.monotonic() - started, 3),
                             **header, **fields)

@@ -31,13 +31,22 @@ def submission_lines(result: dict[str, Any], *, detailed: bool, self_check: bool
         lines.append(f"  {q['title']}: {_points(q['score'])} / {_points(q['max_score'])}")
         if not detailed:
             continue
+        said: set[str] = set()
         for c in q["checks"]:
             if c["status"] == "passed" and not self_check:
                 continue
             lines.append(f"    [{MARKS.get(c['status'], c['status'])}] {c['title']} "
                          f"({_points(c['score'])}/{_points(c['max_score'])})")
-            if c["status"] != "passed":
-                lines.append(_wrap(c["message"], "        "))
+            if c["status"] == "passed":
+                continue
+            if c["message"] in said:
+                lines.append("        (the same reason as above)")
+                continue
+            said.add(c["message"])
+            lines.append(_wrap(c["message"], "        "))
+            if c.get("traceback"):
+                tail = c["traceback"].strip().splitlines()[-4:]
+                lines += ["        | " + line for line in tail]
     errors = result.get("errors", [])
     if errors and detailed:
         lines.append("  While running your code:")
@@ -62,6 +71,8 @@ def print_summary(outcome: RunOutcome, *, self_check: bool = False) -> None:
         scores = [r.get("score", 0) for r in outcome.results]
         print(f"{len(scores)} submissions, mean {sum(scores) / len(scores):.1f}, "
               f"{outcome.regraded} graded now, {outcome.up_to_date} up to date")
+    if self_check:
+        print("Visible checks only: the final grade may include hidden checks.")
     if outcome.data_source:
         print(f"MNIST: {outcome.data_source}")
     if outcome.out_dir is not None:
