@@ -117,17 +117,6 @@ def _failure(function: str, message: str, kind: str = "exception") -> StudentCod
     return StudentCodeError(RunError(kind, f"call {function}", message))  # type: ignore[arg-type]
 
 
-def _recorder_failure(exc: StudentCodeError) -> StudentCodeError:
-    """A loop using train_one_sample's return value fails under the sandbox's recorder (it returns None)."""
-    error = exc.error
-    message = (
-        f"train_one_epoch uses the value train_one_sample returns, but to see which samples the loop visits "
-        f"the grader replaces train_one_sample by a recorder that returns None, so the loop stopped "
-        f"({error.message}); the order of the samples could not be checked this way"
-    )
-    return StudentCodeError(RunError("grader", error.where, message, error.traceback))
-
-
 def _describe(value: Any) -> str:
     """What a student's value is, for messages: type and shape, never its contents."""
     if isinstance(value, Opaque):
@@ -222,22 +211,19 @@ class SandboxStudent:
         self, params: Params, images: np.ndarray, labels: np.ndarray, learning_rate: float, record_steps: bool
     ) -> EpochRun:
         """One epoch over images (n, 784) set as x_train/y_train; with record_steps, the per-sample calls
-        are recorded (the student's train_one_sample does not run) as [{"x", "label", "lr"}]."""
+        are recorded as [{"x", "label", "lr"}] (the student's step still runs; if it raises, the loop goes on)."""
         function = "train_one_epoch"
         x_student, y_student = self.form.samples(images), self.form.labels(labels)
         values = {"images": x_student, "labels": y_student, "learning_rate": float(learning_rate)}
         record = ("train_one_sample",) if record_steps and self.has("train_one_sample") else ()
-        try:
-            result, positions = self._call_planned(
-                function,
-                params,
-                values,
-                extra_globals={"x_train": x_student, "y_train": y_student},
-                record=record,
-                with_positions=True,
-            )
-        except StudentCodeError as exc:
-            raise _recorder_failure(exc) if record and "NoneType" in exc.error.message else exc from None
+        result, positions = self._call_planned(
+            function,
+            params,
+            values,
+            extra_globals={"x_train": x_student, "y_train": y_student},
+            record=record,
+            with_positions=True,
+        )
         recorded = self._recorded_steps(result.recorded) if record else []
         found = self._updated(function, params, result, positions)
         if isinstance(found, LayoutProblem):

@@ -134,7 +134,7 @@ def test_in_place_updates_are_read_back_and_arguments_after_the_call_too(data, t
         np.testing.assert_array_equal(scaled.args_after[0], [2.0, 2.0, 2.0])
 
 
-def test_recorder_captures_each_train_one_sample_call_of_an_epoch_without_running_it(rebinding, data):
+def test_recorder_captures_each_train_one_sample_call_of_an_epoch_and_runs_it(rebinding, data):
     box, _ = rebinding
     weights, biases = canonical_params()
     images, labels = data.x_train[:5], data.y_train[:5]
@@ -150,8 +150,7 @@ def test_recorder_captures_each_train_one_sample_call_of_an_epoch_without_runnin
         assert args["sample"].shape == (28, 28) and args["sample"].dtype == "uint8"
         assert not args["sample"].matches(images[(i + 1) % 5])
         assert args["y"] == int(label) and args["learning_rate"] == 0.003
-    for got, want in zip(res.globals["weights"], weights, strict=True):
-        np.testing.assert_array_equal(got, want)  # the recorder replaced the real step
+    assert any(not np.array_equal(got, want) for got, want in zip(res.globals["weights"], weights, strict=True))
     assert "train_one_sample" in box.namespace() and box.namespace()["train_one_sample"].kind == "function"
 
 
