@@ -205,7 +205,8 @@ def test_returned_epoch_parameters_are_read_and_a_loop_using_the_return_is_recor
     for got, want in zip(run.params[0] + run.params[1], expected[0] + expected[1], strict=True):
         assert rel_error(got, want) < 1e-9
     recorded = student.train_one_epoch(params, images, labels, 0.05, True).recorded
-    assert [Fingerprint.of(r["x"]).matches(Fingerprint.of(x)) for r, x in zip(recorded, images, strict=True)] == [True] * 15
+    visits = [Fingerprint.of(r["x"]).matches(Fingerprint.of(x)) for r, x in zip(recorded, images, strict=True)]
+    assert visits == [True] * 15
     assert [r["label"] for r in recorded] == labels.tolist() and {r["lr"] for r in recorded} == {0.05}
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_report import sample_results
+from test_report import DATA_SOURCE, class_results
 
 from grader.report import report_names, write_class_outputs, write_outputs
 
@@ -75,36 +75,58 @@ def screenshot(page: Path, tmp_path: Path, out: Path) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def written(tmp_path_factory) -> Path:
-    """The sample results written as a batch would write them: reports, index.html, grades.csv."""
+def written(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """The real class results written as a batch writes them: reports, index.html, grades.csv.
+
+    Returns the folder and each result's output name; the raising script's report is the student view.
+    """
     out = tmp_path_factory.mktemp("reports")
-    results = list(sample_results().values())
-    names = report_names(r.path for r in results)
-    for r in results:
-        write_outputs(r, out, name=names[r.path], staff=r.submission != "kv_timeout")
-    write_class_outputs(results, out, names=names)
-    return out
+    results = class_results()
+    names = report_names(r.path for r in results.values())
+    for key, r in results.items():
+        write_outputs(r, out, name=names[r.path], staff=key != "script",
+                      extra={"cache_key": key, "data_source": DATA_SOURCE})
+    write_class_outputs([{**r.to_dict(), "data_source": DATA_SOURCE} for r in results.values()], out,
+                        names=names)
+    return out, {key: names[r.path] for key, r in results.items()}
 
 
-@pytest.mark.parametrize(("page", "images"), [("kv2154.html", 4), ("kv_timeout.html", 0), ("index.html", 1)])
-def test_page_loads_without_errors_and_its_images_decode(written, tmp_path, page, images):
-    dom, log = loaded_dom(written / page, tmp_path)
-    assert "</table>" in dom
+def page_of(written: tuple[Path, dict[str, str]], key: str) -> Path:
+    out, names = written
+    return out / ("index.html" if key == "index" else f"{names[key]}.html")
+
+
+@pytest.mark.parametrize(("key", "images"), [("kv2154", 4), ("solution", 2), ("script", 0), ("broken", 0),
+                                             ("index", 1)])
+def test_page_loads_without_errors_and_its_images_decode(written, tmp_path, key, images):
+    page = page_of(written, key)
+    assert page.read_text().count("<img ") == images
+    dom, log = loaded_dom(page, tmp_path)
+    assert "</table>" in dom or key == "broken"
     assert f'data-images-loaded="{images}/{images}"' in dom
     assert console_errors(log) == []
     assert "alert(" not in re.sub(r"&lt;script&gt;.*?&lt;/script&gt;", "", dom)
 
 
-def test_index_sorting_script_runs(written, tmp_path):
-    dom, log = loaded_dom(written / "index.html", tmp_path)
+def test_student_script_in_a_traceback_stays_text_in_the_browser(written, tmp_path):
+    dom, _ = loaded_dom(page_of(written, "script"), tmp_path)
+    assert "ValueError: &lt;script&gt;alert(1)&lt;/script&gt;" in dom
+    assert "<script>alert(1)" not in dom
+
+
+def test_index_sorting_script_runs_and_lists_every_submission(written, tmp_path):
+    dom, log = loaded_dom(page_of(written, "index"), tmp_path)
     assert 'data-script-ok="1"' in dom
     assert console_errors(log) == []
+    for name in written[1].values():
+        assert f'href="{name}.html"' in dom
+    assert 'data-mistake="missing_sigma_prime_in_bias2_only"' in dom
 
 
-@pytest.mark.parametrize("page", ["kv2154.html", "index.html", "perfect.html"])
-def test_screenshot_is_not_blank(written, tmp_path, page):
-    out = written / f"{page}.png"
-    pixels = screenshot(written / page, tmp_path, out)
+@pytest.mark.parametrize("key", ["kv2154", "index", "solution"])
+def test_screenshot_is_not_blank(written, tmp_path, key):
+    out = tmp_path / f"{key}.png"
+    pixels = screenshot(page_of(written, key), tmp_path, out)
     assert out.stat().st_size > 20_000
     assert pixels.shape[:2] == (2000, 1200)
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50

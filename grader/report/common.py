@@ -34,7 +34,7 @@ def as_dict(result: Any) -> dict[str, Any]:
         data[key] = data.get(key) or {}
     for key in ("errors", "adaptations", "protections"):
         data[key] = list(data.get(key) or [])
-    for key in ("rubric", "rubric_sha256", "grader_version", "graded_at"):
+    for key in ("rubric", "rubric_sha256", "grader_version", "graded_at", "data_source"):
         data[key] = data.get(key) or ""
     data["duration_s"] = float(data.get("duration_s") or 0.0)
     data["questions"] = [_question(q) for q in data["questions"]]
@@ -90,13 +90,13 @@ def points(x: float) -> str:
 
 
 def number(value: Any) -> str:
-    """A detail value for a table cell: floats to 4 significant digits, long lists shortened."""
-    if isinstance(value, bool) or value is None:
-        return str(value)
+    """A detail value for a table cell: floats to 4 significant digits, yes/no, — for None, long lists cut."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
-        if value == 0 or 1e-3 <= abs(value) < 1e5:
-            return f"{value:.4g}"
-        return f"{value:.3e}"
+        return f"{value:.4g}"
     if isinstance(value, (list, tuple)):
         shown = ", ".join(number(v) for v in value[:8])
         if len(value) > 8:
@@ -113,10 +113,25 @@ def question_sort_key(question_id: str) -> tuple[int, int, str]:
     return (0, int(digits.group()), question_id) if digits else (1, 0, question_id)
 
 
-def question_number(question_id: str, position: int) -> str:
-    """The number Gradescope shows for a question: the digits of 'Q3', else its 1-based position."""
-    digits = re.search(r"\d+", question_id)
-    return digits.group() if digits else str(position + 1)
+def question_numbers(question_ids: list[str]) -> list[str]:
+    """The numbers Gradescope shows for questions: the digits of 'Q3'; a question without digits (e.g.
+    'helpers') gets the next number after the largest, so that no two questions share a number."""
+    digits = [re.search(r"\d+", q) for q in question_ids]
+    following = max((int(d.group()) for d in digits if d), default=0)
+    numbers = []
+    for d in digits:
+        if d is None:
+            following += 1
+        numbers.append(d.group() if d else str(following))
+    return numbers
+
+
+def question_heading(question_id: str, title: str) -> str:
+    """'Q1 Initialisation' for id 'Q1' and title 'Q1 Initialisation' or 'Initialisation'; the id alone
+    without a title."""
+    if not title or title == question_id:
+        return question_id
+    return title if title.startswith(question_id) else f"{question_id} {title}"
 
 
 def is_not_gradable(data: Mapping[str, Any]) -> bool:
@@ -127,16 +142,81 @@ def is_not_gradable(data: Mapping[str, Any]) -> bool:
     return "grader" in kinds and not any(q["checks"] for q in data["questions"])
 
 
-def diagnoses(data: Mapping[str, Any]) -> list[str]:
-    """Each distinct diagnosis sentence in one result: from gradient verdicts and checks' details."""
-    found: list[str] = []
-    for verdict in data.get("gradients", {}).values():
-        if isinstance(verdict, Mapping) and verdict.get("diagnosis"):
-            found.append(str(verdict["diagnosis"]))
+TENSOR_NAME = re.compile(r"^[Wb]\d$")
+TENSOR_PREFIX = re.compile(r"^[Wb]\d: ")
+# Where a diagnosis starts measuring the student: "(your W1 matches this mistake to e = 2.3e-16; ...)".
+MATCH_MEASUREMENT = re.compile(r" \(your \w+ matches\b")
+# Per-student measurements inside a sentence: decimals and powers of ten (integers such as 32 stay: they are
+# the layer sizes, the same for every student).
+MEASUREMENT = re.compile(r"-?\d+\.\d+(?:e[-+]?\d+)?|-?\d+e[-+]?\d+")
+SENTENCE_END = re.compile(r"(?<=\.) (?=[A-Z])")
+
+
+def general_sentence(text: str) -> str:
+    """A diagnosis as it reads for the whole class: the part before '(your W1 matches this mistake to e = ...',
+    without its 'W1: ' prefix, capitalised ('(your dW2 has sigma'(z2))' explains the mistake, so it stays)."""
+    text = TENSOR_PREFIX.sub("", MATCH_MEASUREMENT.split(text, maxsplit=1)[0].strip())
+    return text[:1].upper() + text[1:]
+
+
+def masked(text: str) -> str:
+    """A sentence with its per-student measurements replaced by '…' (0.177 -> …, 4.1e-75 -> …)."""
+    return MEASUREMENT.sub("…", text)
+
+
+def affected_part(check: Mapping[str, Any]) -> str:
+    """What a check's mistake is in: its tensor (W1 .. b3) when it names one, else the check's title."""
+    details = check["details"]
+    verdict = details.get("verdict")
+    if isinstance(verdict, Mapping) and verdict.get("tensor"):
+        return str(verdict["tensor"])
+    if isinstance(details.get("tensor"), str):
+        return details["tensor"]
+    named = [part for part in str(check["id"]).split(".") if TENSOR_NAME.match(part)]
+    return named[0] if named else str(check["title"])
+
+
+def diagnosis_text(check: Mapping[str, Any]) -> str:
+    """A check's diagnosis sentence: its verdict's, its details', or what its message says after the first
+    sentence (Q3's learning-rate check appends the diagnosis to its message)."""
+    details = check["details"]
+    verdict = details.get("verdict")
+    if isinstance(verdict, Mapping) and verdict.get("diagnosis"):
+        return str(verdict["diagnosis"])
+    if details.get("diagnosis"):
+        return str(details["diagnosis"])
+    later = SENTENCE_END.split(str(check["message"]), maxsplit=1)[1:]
+    return later[0] if later else str(check["message"])
+
+
+def check_mistake(question_id: str, check: Mapping[str, Any]) -> dict[str, str] | None:
+    """The mistake a failed check names, keyed so that students with the same mistake share the key.
+
+    By the mistake id in `details["mistake"]` (set by the Q3 checks); Q1's checks carry no id, so a failed
+    Q1 check is keyed by its id and its explanation sentence (the message after its first sentence) with
+    the per-student measurements masked (or, without one, by the part of its first sentence before ':').
+    None when the check passed or names no mistake.
+    """
+    if check["status"] == "passed":
+        return None
+    details = check["details"]
+    if details.get("mistake"):
+        return {"key": str(details["mistake"]), "question": question_id,
+                "sentence": general_sentence(diagnosis_text(check)), "part": affected_part(check)}
+    if question_id != "Q1" or not details:  # no details: nothing was measured (e.g. weights not defined)
+        return None
+    sentences = SENTENCE_END.split(str(check["message"]))
+    explanation = masked(" ".join(sentences[1:])) or sentences[0].split(":", 1)[0]
+    return {"key": f"{check['id']}: {explanation}", "question": question_id, "sentence": explanation,
+            "part": affected_part(check)}
+
+
+def mistakes(data: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Every mistake named in one result (see check_mistake), in question order."""
+    found = []
     for q in data["questions"]:
         for c in q["checks"]:
-            for key in ("diagnosis", "mistake"):
-                if c["details"].get(key):
-                    found.append(str(c["details"][key]))
-                    break
-    return list(dict.fromkeys(found))
+            mistake = check_mistake(q["id"], c)
+            if mistake is not None:
+                found.append(mistake)
+    return found

@@ -11,7 +11,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from grader.report.common import ERROR_WORDS, as_dict, is_not_gradable, jsonable, points, question_number
+from grader.report.common import (
+    ERROR_WORDS,
+    as_dict,
+    is_not_gradable,
+    jsonable,
+    points,
+    question_heading,
+    question_numbers,
+)
 
 TEXT = "text"
 
@@ -19,9 +27,10 @@ TEXT = "text"
 def results_json(result: Any) -> dict[str, Any]:
     """The results.json object for one submission (a not-gradable one still gets a valid file, score 0)."""
     data = as_dict(result)
+    numbers = question_numbers([q["id"] for q in data["questions"]])
     tests = [
-        gradescope_test(q, c, f"{question_number(q['id'], qi)}.{ci + 1}")
-        for qi, q in enumerate(data["questions"])
+        gradescope_test(q, c, f"{number}.{ci + 1}")
+        for q, number in zip(data["questions"], numbers, strict=True)
         for ci, c in enumerate(q["checks"])
     ]
     if is_not_gradable(data) or not tests:
@@ -111,7 +120,7 @@ def summary(data: dict[str, Any]) -> str:
     else:
         lines = [f"Total: {points(data['score'])} / {points(data['max_score'])}"]
         for q in data["questions"]:
-            lines.append(f"{q['id']} {q['title']}: {points(q['score'])} / {points(q['max_score'])}")
+            lines.append(f"{question_heading(q['id'], q['title'])}: {points(q['score'])} / {points(q['max_score'])}")
     lines += [_error_line(e) for e in data["errors"]]
     if data["grader_version"] or data["rubric"]:
         lines.append(f"Graded by grader {data['grader_version'] or '?'} with rubric {data['rubric'] or '?'}.")

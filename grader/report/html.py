@@ -2,11 +2,13 @@
 
 Both render SubmissionResult objects or their `to_dict()` JSON; they compute nothing but layout and counts.
 
-A check's `details` are shown as a compact table of its numbers, except these keys, which have a place of
-their own: "diagnosis" (a sentence under the message), "mistake" (a mistake id, counted in the index),
-"hint" (a sentence for the student). Gradient verdicts (`SubmissionResult.gradients`) become a per-tensor
-table in Q3. Hidden checks (visibility other than "visible") appear only when staff=True; the student view
-says how many there are and what they are worth.
+A check's `details` are shown as a compact table of its numbers (a list of dicts, e.g. Q2's `cases`, as a
+nested table), except these keys, which have a place of their own: "diagnosis" (a sentence under the
+message), "mistake" (a mistake id, counted in the index), "hint" (a sentence for the student). A Q3 tensor
+check's details (`verdict`, a GradientVerdict dict, and per-digit errors) become one line of numbers: the
+verdict's diagnosis is already in the message and the per-tensor table below the checks. Gradient verdicts
+(`SubmissionResult.gradients`) become that per-tensor table in Q3. Hidden checks (visibility other than
+"visible") appear only when staff=True; the student view says how many there are and what they are worth.
 """
 
 from __future__ import annotations
@@ -22,15 +24,19 @@ from grader.report import figures
 from grader.report.common import (
     ERROR_WORDS,
     as_dict,
-    diagnoses,
+    general_sentence,
     is_not_gradable,
+    mistakes,
     number,
     points,
+    question_heading,
     question_sort_key,
 )
 
 TEMPLATES = Path(__file__).parent / "templates"
 OWN_PLACE_DETAILS = ("diagnosis", "mistake", "hint")
+# Keys of a Q3 tensor check's details that its one line of numbers shows (the rest still get rows).
+GRADIENT_LINE_DETAILS = ("verdict", "rel_error_per_digit", "rel_error_per_digit_small_rate", "labels")
 FIGURE_QUESTION = {"init": "Q1", "gradients": "Q3", "training": "Q4"}
 GRADIENT_QUESTION = "Q3"
 TENSOR_ORDER = ("W1", "b1", "W2", "b2", "W3", "b3")
@@ -59,7 +65,7 @@ def render_report(result: Any, *, staff: bool) -> str:
 def render_index(
     results: Iterable[Any], *, links: Mapping[str, str] | None = None, title: str = "Grading summary"
 ) -> str:
-    """The class index: sortable table, histogram of totals, each check's pass rate, common diagnoses.
+    """The class index: sortable table, histogram of totals, each check's pass rate, common mistakes.
 
     `links` maps a submission's path (or, failing that, its name) to its report's relative URL;
     by default "<submission>.html".
@@ -105,6 +111,7 @@ def question_view(q: Mapping[str, Any], staff: bool) -> dict[str, Any]:
     return {
         "id": q["id"],
         "title": q["title"],
+        "heading": question_heading(q["id"], q["title"]),
         "score": q["score"],
         "max_score": q["max_score"],
         "shown_score": sum(c["score"] for c in shown),
@@ -118,15 +125,71 @@ def question_view(q: Mapping[str, Any], staff: bool) -> dict[str, Any]:
 def check_view(c: Mapping[str, Any]) -> dict[str, Any]:
     """One check: status, points, message, diagnosis, the numbers behind the verdict, the traceback."""
     details = c["details"]
+    line = gradient_line(details)
+    shown = {k: v for k, v in details.items()
+             if k not in OWN_PLACE_DETAILS and not (line and k in GRADIENT_LINE_DETAILS)}
     return {
         **c,
         "diagnosis": details.get("diagnosis"),
         "mistake": details.get("mistake"),
         "hint": details.get("hint"),
-        "rows": [
-            (k, number(v)) for k, v in flatten(details).items() if k.split(".")[0] not in OWN_PLACE_DETAILS
-        ],
+        "numbers": line,
+        "rows": detail_rows(shown),
     }
+
+
+def detail_rows(details: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Rows of the details table, each {"key", "text", "table", "items"} with one of the last three set:
+    a list of dicts becomes a table, a list of sentences a list, anything else text."""
+    rows = []
+    for key, value in flatten(details).items():
+        row: dict[str, Any] = {"key": key, "text": None, "table": None, "items": None}
+        if is_records(value):
+            row["table"] = records_table(value)
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+            row["items"] = list(value)
+        else:
+            row["text"] = number(value)
+        rows.append(row)
+    return rows
+
+
+def is_records(value: Any) -> bool:
+    """True for a non-empty list of dicts (e.g. Q2's cases: [{case, got, expected, rel_error, ok}, ...])."""
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, Mapping) for v in value)
+
+
+def records_table(records: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """A list of dicts as {"columns", "rows": [{"cells", "ok"}]}: every key seen, in first-seen order;
+    "ok" (True/False/None) colours the row."""
+    columns = list(dict.fromkeys(k for r in records for k in r))
+    rows = [{"cells": [number(r.get(k)) for k in columns], "ok": r.get("ok")} for r in records]
+    return {"columns": [k.replace("_", " ") for k in columns], "rows": rows}
+
+
+def gradient_line(details: Mapping[str, Any]) -> str | None:
+    """A Q3 tensor check's numbers on one line: e, the worst entry, signs, ratio, e per probe digit; None
+    for details without a GradientVerdict dict under "verdict"."""
+    v = details.get("verdict")
+    if not isinstance(v, Mapping) or "rel_error" not in v:
+        return None
+    parts = [f"e = {number(v.get('rel_error'))}"]
+    if v.get("worst_index") is not None:
+        index = ", ".join(str(i) for i in v["worst_index"])
+        parts.append(f"worst entry ({index}): yours {number(v.get('worst_student'))}, "
+                     f"f.d. {number(v.get('worst_expected'))}")
+    if v.get("sign_agreement") is not None:
+        parts.append(f"signs agree {_percent(v['sign_agreement'])}")
+    if v.get("ratio") is not None:
+        parts.append(f"ratio yours/f.d. {number(v['ratio'])}")
+    per_digit = details.get("rel_error_per_digit")
+    if isinstance(per_digit, (list, tuple)) and per_digit:
+        labels = details.get("labels")
+        if not isinstance(labels, (list, tuple)) or len(labels) != len(per_digit):
+            labels = [f"#{i + 1}" for i in range(len(per_digit))]  # shown as "a #1"
+        pairs = zip(labels, per_digit, strict=True)
+        parts.append("e per probe digit: " + ", ".join(f"a {label}: {number(e)}" for label, e in pairs))
+    return " · ".join(parts)
 
 
 def flatten(details: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -153,24 +216,24 @@ def gradient_rows(gradients: Mapping[str, Any]) -> list[dict[str, Any]]:
             "tensor": v.get("tensor", name),
             "ok": bool(v.get("ok")),
             "verdict": v.get("verdict", ""),
-            "rel_error": number(v.get("rel_error")) if v.get("rel_error") is not None else "–",
+            "rel_error": number(v.get("rel_error")),
             "worst": _worst(v),
             "sign_agreement": _percent(v.get("sign_agreement")),
-            "ratio": number(v.get("ratio")) if v.get("ratio") is not None else "–",
-            "diagnosis": v.get("diagnosis"),
+            "ratio": number(v.get("ratio")),
+            "diagnosis": general_sentence(str(v["diagnosis"])) if v.get("diagnosis") else None,
         })
     return rows
 
 
 def _percent(share: Any) -> str:
-    """0.973 -> '97.3%'; anything else -> '–'."""
-    return f"{100 * share:.1f}%" if isinstance(share, (int, float)) else "–"
+    """0.973 -> '97.3%'; anything else -> '—'."""
+    return f"{100 * share:.1f}%" if isinstance(share, (int, float)) and not isinstance(share, bool) else "—"
 
 
 def _worst(v: Mapping[str, Any]) -> str:
     """'[12, 3]: 0.0123 vs 0.0456' for the entry where the student's gradient is furthest off."""
     if v.get("worst_index") is None:
-        return "–"
+        return "—"
     return f"{list(v['worst_index'])}: {number(v.get('worst_student'))} vs {number(v.get('worst_expected'))}"
 
 
@@ -187,7 +250,7 @@ def error_view(e: Mapping[str, Any], staff: bool) -> dict[str, Any]:
 
 
 def index_context(data: list[dict[str, Any]], links: Mapping[str, str], title: str) -> dict[str, Any]:
-    """The class table, the histogram, pass rates per check and the most common diagnoses."""
+    """The class table, the histogram, pass rates per check and the most common mistakes."""
     data = sorted(data, key=lambda d: d["submission"])
     qids = sorted({q["id"] for d in data for q in d["questions"]}, key=question_sort_key)
     max_score = max((d["max_score"] for d in data), default=0.0)
@@ -215,20 +278,24 @@ def index_context(data: list[dict[str, Any]], links: Mapping[str, str], title: s
         "max_score": max_score,
         "histogram": figures._safely(figures.score_histogram, totals, max_score) if totals else None,
         "pass_rates": pass_rates(data),
-        "diagnoses": common_diagnoses(data),
+        "mistakes": common_mistakes(data),
+        "data_sources": sorted({d["data_source"] for d in data if d["data_source"]}),
     }
 
 
 def pass_rates(data: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """For each check seen in the class: how many submissions passed it, out of those it ran on."""
+    """For each check seen in the class: how many submissions passed it, out of those it ran on (a skipped
+    check did not run); checks in the order a graded submission lists them."""
     table: dict[tuple[str, str], dict[str, Any]] = {}
-    for d in data:
+    for d in sorted(data, key=is_not_gradable):  # a graded submission's check order and titles first
         for q in d["questions"]:
             for c in q["checks"]:
                 row = table.setdefault((q["id"], c["id"]), {
                     "question": q["id"], "check": c["id"], "title": c["title"],
                     "visibility": c["visibility"], "passed": 0, "total": 0,
                 })
+                if c["status"] == "skipped":
+                    continue
                 row["total"] += 1
                 row["passed"] += c["status"] == "passed"
     rows = sorted(table.values(), key=lambda r: question_sort_key(r["question"]))  # stable: check order kept
@@ -237,15 +304,32 @@ def pass_rates(data: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def common_diagnoses(data: list[dict[str, Any]], limit: int = 15) -> list[dict[str, Any]]:
-    """Diagnosis sentences by how many submissions they describe, with a few of those submissions."""
-    who: dict[str, list[str]] = {}
+def common_mistakes(data: list[dict[str, Any]], limit: int = 15) -> list[dict[str, Any]]:
+    """Mistakes by how many submissions made them, counted by mistake id (see common.check_mistake): one
+    representative sentence without per-student numbers, the tensors or checks affected, a few names."""
+    groups: dict[str, dict[str, Any]] = {}
     for d in data:
-        for sentence in diagnoses(d):
-            who.setdefault(sentence, []).append(d["submission"])
-    ranked = sorted(who.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:limit]
+        who = d["path"] or d["submission"]
+        for m in mistakes(d):
+            g = groups.setdefault(m["key"], {"question": m["question"], "sentences": Counter(), "parts": {},
+                                             "who": {}})
+            g["sentences"][m["sentence"]] += 1
+            g["parts"][m["part"]] = None
+            g["who"].setdefault(who, d["submission"])
     n = max(len(data), 1)
-    return [
-        {"sentence": s, "count": len(names), "share": len(names) / n, "examples": names[:5]}
-        for s, names in ranked
-    ]
+    rows = [{
+        "key": key,
+        "question": g["question"],
+        "sentence": g["sentences"].most_common(1)[0][0],
+        "parts": sorted(g["parts"], key=_part_order),
+        "count": len(g["who"]),
+        "share": len(g["who"]) / n,
+        "examples": sorted(g["who"].values())[:5],
+    } for key, g in groups.items()]
+    rows.sort(key=lambda r: (-r["count"], question_sort_key(r["question"]), r["key"]))
+    return rows[:limit]
+
+
+def _part_order(part: str) -> tuple[int, str]:
+    """W1, b1, W2, ... b3 first, in network order; any check title after."""
+    return (TENSOR_ORDER.index(part), "") if part in TENSOR_ORDER else (len(TENSOR_ORDER), part)

@@ -100,7 +100,7 @@ def write_outputs(
     name = safe_stem(name) if name else output_name(data, out)
     paths = {kind: out / f"{name}{suffix}" for kind, suffix in OUTPUT_SUFFIXES.items()}
     # The HTML and Gradescope files first, the JSON last: a batch treats <name>.json as "this one is done".
-    atomic_write(paths["html"], render_report(data, staff=staff))
+    atomic_write(paths["html"], render_report({**data, **(extra or {})}, staff=staff))
     atomic_write(paths["results"], dumps(results_json(data)))
     # The figures' raw arrays (a 784x32 gradient or two) are for the HTML only: they would make the JSON large.
     summary = {k: v for k, v in raw.items() if k != "figures"}
