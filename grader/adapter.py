@@ -113,6 +113,9 @@ def data_form(namespace: Mapping[str, Symbol]) -> DataForm:
 # -------------------------------------------------------------------------------------- the student
 
 
+SECONDS_PER_SAMPLE = 0.005  # a slow but honest per-sample step in the student's code takes about 1 ms
+
+
 def _failure(function: str, message: str, kind: str = "exception") -> StudentCodeError:
     return StudentCodeError(RunError(kind, f"call {function}", message))  # type: ignore[arg-type]
 
@@ -235,11 +238,11 @@ class SandboxStudent:
 
     # ----- calling
 
-    def _timeout(self, function: str) -> float:
-        """Per-sample calls get the call limit; a pass over a dataset the cell limit if that is longer."""
+    def _timeout(self, function: str, samples: int = 0) -> float:
+        """Per-sample calls get the call limit; a pass over n samples the cell limit, or 5 ms a sample if longer."""
         limits = self.box.limits
         if function in ("feed_forward_dataset", "train_one_epoch"):
-            return max(limits.call_timeout_s, limits.cell_timeout_s)
+            return max(limits.call_timeout_s, limits.cell_timeout_s, SECONDS_PER_SAMPLE * samples)
         return limits.call_timeout_s
 
     def _call(self, function: str, args: list[Any], kwargs: dict[str, Any], **options: Any) -> CallResult:
@@ -286,7 +289,7 @@ class SandboxStudent:
             get_globals=list(self.layout.globals),
             return_args=any(r in positions for r in PARAMETER_ROLES),
             record=tuple(record),
-            timeout=self._timeout(function),
+            timeout=self._timeout(function, len(values.get("labels", ()))),
         )
         return (result, positions) if with_positions else result
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from grader import __version__
-from grader.adapter import build_student
+from grader.adapter import SECONDS_PER_SAMPLE, build_student
 from grader.checks.backprop import check_backprop
 from grader.checks.forward import ForwardCase, check_feed_forward_dataset, check_feed_forward_sample
 from grader.checks.helpers import check_helpers
@@ -92,6 +92,10 @@ def grade_submission(
     _start_reference_training(rubric, data)
     limits = Limits(**{k: getattr(rubric.limits, k) for k in
                        ("cell_timeout_s", "call_timeout_s", "total_timeout_s", "memory_mb", "output_kb", "file_mb")})
+    # Q4 trains the student's code for a few epochs: give a long (e.g. --full) run the time it needs.
+    epochs = rubric.questions["Q4"].settings.epochs if "Q4" in rubric.questions else 3
+    needed = (epochs + 1) * len(data.train_labels) * SECONDS_PER_SAMPLE + rubric.limits.total_timeout_s
+    limits = replace(limits, total_timeout_s=max(limits.total_timeout_s, needed))
     with Sandbox(submission, data.toplevel, limits, hide=hide) as box:
         run = box.run_cells()
         student = build_student(box, run)
