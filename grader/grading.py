@@ -109,12 +109,18 @@ def grade_submission(
                    started=started, visible_only=visible_only)
 
 
+def _q4_settings(rubric: Rubric, data: GradingData) -> Any:
+    """Q4's settings, sized to the data prepared for it (all of it with --full)."""
+    settings = rubric.questions["Q4"].settings if "Q4" in rubric.questions else SETTINGS_CLASSES["Q4"]()
+    return replace(settings, train_samples=len(data.train_labels), test_samples=len(data.test_labels))
+
+
 def _start_reference_training(rubric: Rubric, data: GradingData) -> None:
     """Train the reference for Q4 on a second thread while the student's code runs in its child.
 
     The parent only waits on the child meanwhile, so on two cores this hides the reference's training.
     """
-    settings = rubric.questions["Q4"].settings if "Q4" in rubric.questions else SETTINGS_CLASSES["Q4"]()
+    settings = _q4_settings(rubric, data)
     x, y = data.train_images[: settings.train_samples], data.train_labels[: settings.train_samples]
     xt, yt = data.test_images[: settings.test_samples], data.test_labels[: settings.test_samples]
     threading.Thread(
@@ -130,6 +136,7 @@ def run_checks(
     """Every question's checks on one student, each question on its own (a crash costs only that question)."""
     settings = {q: (rubric.questions[q].settings if q in rubric.questions else cls())
                 for q, cls in SETTINGS_CLASSES.items()}
+    settings["Q4"] = _q4_settings(rubric, data)
     checks: dict[str, list[CheckResult]] = {}
     gradients: dict[str, GradientVerdict] = {}
     training: dict[str, Any] = {}
