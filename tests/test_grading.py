@@ -93,3 +93,40 @@ def test_not_gradable_notebook_gets_a_clear_error_and_zero(tmp_path, rubric, dat
     assert result.score == 0 and result.max_score == 100
     assert [e.kind for e in result.errors] == ["not_gradable"]
     assert "not gradable" in result.errors[0].message
+
+
+STUDENTS = ROOT / "tests" / "fixtures" / "students"
+
+
+@pytest.mark.parametrize("path", [
+    STUDENTS / "float32_correct.py",
+    ROOT / "tests" / "fixtures" / "bends" / "transposed.py",
+])
+def test_other_correct_solutions_get_full_marks(path, rubric, data):
+    result = grade_submission(path, rubric, data)
+    failing = [f"{c.id}: {c.message}" for c in checks_of(result).values() if c.score < c.max_score]
+    assert failing == [] and result.score == 100
+
+
+def test_reference_solution_as_a_notebook_gets_full_marks(tmp_path, rubric, data):
+    import nbformat
+
+    source = (ROOT / "reference" / "solution.py").read_text()
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("%matplotlib inline"),
+        *(nbformat.v4.new_code_cell(chunk) for chunk in source.split("\n\n\n")),
+    ])
+    path = tmp_path / "solution.ipynb"
+    nbformat.write(notebook, path)
+    result = grade_submission(path, rubric, data)
+    assert result.score == 100, [c.message for c in checks_of(result).values() if c.score < c.max_score]
+
+
+def test_sigma_of_the_activation_is_caught_although_the_network_trains_well(rubric, data):
+    result = grade_submission(STUDENTS / "sigma_of_activation.py", rubric, data)
+    assert sorted(n for n, v in result.gradients.items() if not v.ok) == ["W1", "W2", "b1", "b2"]
+    assert "dsigmoid(a2)" in result.gradients["W2"].diagnosis and "dsigmoid(a1)" in result.gradients["W1"].diagnosis
+    training = checks_of(result)["Q4.training"]
+    assert training.score == training.max_score
+    assert "accuracy alone does not show" in training.message
+    assert result.training["student"][-1] >= result.training["reference"][-1]
