@@ -406,3 +406,14 @@ def test_other_submissions_beside_this_one_are_invisible(tmp_path):
     with Sandbox(submission_of(tmp_path, source), None, FAST) as box:
         box.run_cells()
         assert box.get(["seen"])["seen"] == "FileNotFoundError"
+
+
+def test_a_student_who_loads_mnist_npz_from_the_working_folder_gets_the_graders_images(tmp_path, data):
+    source = ("import numpy as np\n"
+              "with np.load('mnist.npz') as f:\n"
+              "    x_train, y_train = f['x_train'], f['y_train']\n")
+    with Sandbox(submission_of(tmp_path, source), data) as box:
+        assert box.run_cells().errors == ()
+        got = box.get(["x_train", "y_train"])
+    np.testing.assert_array_equal(got["x_train"], data.x_train)
+    np.testing.assert_array_equal(got["y_train"], data.y_train)

@@ -419,6 +419,19 @@ def _display(*objects, **kwargs):
         print(repr(obj))
 
 
+def _offer_mnist_file(folder):
+    """The grader's images as ./mnist.npz too (keras' layout), for a student who np.load()s the file directly."""
+    try:
+        arrays = {n: np.load(os.path.join(folder, f"{n}.npy"), allow_pickle=False)
+                  for n in ("x_train", "y_train", "x_test", "y_test")}
+    except OSError:
+        return
+    try:
+        np.savez("mnist.npz", **arrays)
+    except OSError:
+        pass
+
+
 def prepare_environment(config):
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an over-long write fails with EFBIG instead of killing
     faulthandler.enable(file=sys.__stderr__)
@@ -429,6 +442,7 @@ def prepare_environment(config):
     if config.get("mpl_cache") and os.path.isdir(config["mpl_cache"]):
         target = os.path.join(config["scratch"], ".matplotlib")
         shutil.copytree(config["mpl_cache"], target, dirs_exist_ok=True)
+    _offer_mnist_file(os.environ.get("GRADER_SANDBOX_DATA", ""))
     np.random.seed(0)
     random.seed(0)
     builtins.input = _no_input
