@@ -398,6 +398,14 @@ def call_arguments(
 # ------------------------------------------------------------------------------------------ building
 
 
+def _aliases_note(aliases: dict[str, tuple[str, str]]) -> str:
+    """'W1, W2 are the arrays in weights[0], weights[1]: ...' for globals sharing the network's arrays."""
+    names = ", ".join(aliases)
+    places = ", ".join(f"{holder}[{key}]" for holder, key in aliases.values())
+    return (f"{names} are the same arrays as {places}: the grader sets them together and reads back whichever "
+            "your code updated")
+
+
 def build_student(box: Sandbox, run: RunLog) -> SandboxStudent:
     """A SandboxStudent for a box whose cells have run: layout, call plans, adaptations and problems."""
     namespace = box.namespace()
@@ -418,6 +426,7 @@ def build_student(box: Sandbox, run: RunLog) -> SandboxStudent:
         adaptations += plan.deviations
     form = data_form(namespace)
     adaptations += [form.note] if form.note else []
+    adaptations += [_aliases_note(run.aliases)] if getattr(run, "aliases", None) else []
     functions = {name: tuple(s or ()) for name, s in signatures.items()}
     adaptations = list(dict.fromkeys(adaptations))
     return SandboxStudent(box, layout, initial, functions, plans, problems, form, adaptations, layout_problem)

@@ -130,3 +130,12 @@ def test_sigma_of_the_activation_is_caught_although_the_network_trains_well(rubr
     assert training.score == training.max_score
     assert "accuracy alone does not show" in training.message
     assert result.training["student"][-1] >= result.training["reference"][-1]
+
+
+def test_layers_kept_in_their_own_globals_are_set_and_read_with_weights(rubric, data):
+    """W1..W3 are the arrays listed in `weights`; the step updates W1 in place and rebinds W2, W3."""
+    result = grade_submission(ROOT / "tests" / "fixtures" / "bends" / "aliased_globals.py", rubric, data)
+    assert {n: v.verdict for n, v in result.gradients.items()} == {
+        n: "correct" for n in ("W1", "b1", "W2", "b2", "W3", "b3")}
+    assert any(a.startswith("W1, W2, W3, b1, b2, b3 are the same arrays") for a in result.adaptations)
+    assert checks_of(result)["Q4.training"].status == "passed"

@@ -212,6 +212,50 @@ def holds_network(weights, biases):
     return len(matrices) >= 3 and len(arrays_in(biases)) >= 3
 
 
+def find_aliases(ns, holders):
+    """Globals that are the very arrays in weights/biases (`weights = [W1, W2, W3]`): name -> (holder, key)."""
+    aliases = {}
+    for holder in holders:
+        container = ns.get(holder)
+        items = container.items() if isinstance(container, dict) else (
+            enumerate(container) if isinstance(container, (list, tuple)) else ())
+        for key, item in items:
+            if not isinstance(item, np.ndarray):
+                continue
+            for name, value in ns.items():
+                if value is item and name not in holders and not name.startswith("_"):
+                    aliases[name] = (holder, key)
+    return aliases
+
+
+def bind_aliases(ns, aliases, set_globals):
+    """After the grader sets weights/biases, point their aliases at the new arrays: {alias: array bound}."""
+    bound = {}
+    for alias, (holder, key) in aliases.items():
+        if holder in set_globals:
+            try:
+                ns[alias] = bound[alias] = ns[holder][key]
+            except (KeyError, IndexError, TypeError):
+                pass
+    return bound
+
+
+def sync_rebound_aliases(ns, aliases, bound):
+    """A student who rebinds an alias (`W1 = W1 - lr * g`) updated the network: put it back in its holder."""
+    for alias, array in bound.items():
+        holder, key = aliases[alias]
+        container = ns.get(holder)
+        try:
+            still_there = container[key] is array
+        except (KeyError, IndexError, TypeError):
+            continue
+        if still_there and ns.get(alias) is not array:
+            if isinstance(container, tuple):
+                ns[holder] = tuple(ns[alias] if i == key else v for i, v in enumerate(container))
+            else:
+                container[key] = ns[alias]
+
+
 class Runner:
     def __init__(self, config):
         self.config = config
@@ -221,6 +265,8 @@ class Runner:
         self.ns = {"__name__": "__main__", "__builtins__": builtins}
         self.lines = {}
         self.snapshotted = not config.get("snapshot", True)
+        self.initialised = False  # weights and biases hold the whole network
+        self.aliases = {}  # global name -> (holder, key): the same array as weights[key] / biases[key]
         self.pid = os.getpid()
 
     def guarded(self, thunk):
@@ -256,9 +302,13 @@ class Runner:
         _, error, (out, out_dropped), (err, err_dropped) = self.guarded(run)
         answer = {"error": error, "stdout": out, "stdout_dropped": out_dropped, "stderr": err,
                   "stderr_dropped": err_dropped, "snapshot": None}
-        if not self.snapshotted and holds_network(self.ns.get("weights"), self.ns.get("biases")):
-            self.snapshotted = True
-            answer["snapshot"] = {n: self.exchange.encode(self.ns[n]) for n in ("weights", "biases")}
+        if not self.initialised and holds_network(self.ns.get("weights"), self.ns.get("biases")):
+            self.initialised = True  # also on a replay after a restart, where no snapshot is wanted
+            self.aliases = find_aliases(self.ns, ("weights", "biases"))
+            answer["aliases"] = {alias: [holder, repr(key)] for alias, (holder, key) in self.aliases.items()}
+            if not self.snapshotted:
+                self.snapshotted = True
+                answer["snapshot"] = {n: self.exchange.encode(self.ns[n]) for n in ("weights", "biases")}
         return answer
 
     def op_namespace(self, req):
@@ -272,7 +322,9 @@ class Runner:
         name = req["function"]
         args = list(self.exchange.decode(req.get("args", [])))
         kwargs = self.exchange.decode(req.get("kwargs", {"$": "dict", "items": []}))
-        self.ns.update(self.exchange.decode(req.get("set_globals", {"$": "dict", "items": []})))
+        set_globals = self.exchange.decode(req.get("set_globals", {"$": "dict", "items": []}))
+        self.ns.update(set_globals)
+        bound = bind_aliases(self.ns, self.aliases, set_globals)
         function = self.ns.get(name)
         recorded, originals = [], {}
         for target in req.get("record", []):
@@ -289,6 +341,7 @@ class Runner:
             value, error, (out, out_dropped), (err, err_dropped) = self.guarded(call)
         finally:
             self.ns.update(originals)
+        sync_rebound_aliases(self.ns, self.aliases, bound)
         answer = {"error": error, "stdout": out, "stdout_dropped": out_dropped, "stderr": err,
                   "stderr_dropped": err_dropped, "recorded": recorded,
                   "globals": {n: self.exchange.encode(self.ns[n]) for n in req.get("get_globals", [])

@@ -107,6 +107,7 @@ class RunLog:
     errors: tuple[RunError, ...]
     initial_params: dict[str, Any] | None
     duration_s: float = 0.0
+    aliases: dict[str, tuple[str, str]] = field(default_factory=dict)  # W1 -> ("weights", "0"): same array
 
     @property
     def ok(self) -> bool:
@@ -269,6 +270,7 @@ class Sandbox:
         self._completed: list[Cell] = []
         self._replay_errors: list[RunError] = []
         self._initial_params: dict[str, Any] | None = None
+        self._aliases: dict[str, tuple[str, str]] = {}
         self._run_log: RunLog | None = None
         self._deadline = float("inf")
         self._requests = 0
@@ -333,7 +335,8 @@ class Sandbox:
         started = time.monotonic()
         outcomes = [self._run_cell(cell) for cell in self.submission.cells]
         errors = tuple(o.error for o in outcomes if o.error is not None) + tuple(self._replay_errors)
-        self._run_log = RunLog(tuple(outcomes), errors, self._initial_params, time.monotonic() - started)
+        self._run_log = RunLog(tuple(outcomes), errors, self._initial_params, time.monotonic() - started,
+                               dict(self._aliases))
         return self._run_log
 
     def namespace(self) -> dict[str, Symbol]:
@@ -398,6 +401,9 @@ class Sandbox:
             snapshot = answer.get("snapshot")
             if self._initial_params is None and isinstance(snapshot, dict):
                 self._initial_params = self._decode_mapping({"$": "dict", "items": list(snapshot.items())})
+            if isinstance(answer.get("aliases"), dict) and not self._aliases:
+                self._aliases = {str(k): (str(v[0]), str(v[1])) for k, v in answer["aliases"].items()
+                                 if isinstance(v, list) and len(v) == 2}
             self._sweep_outbox()
         status = "ok" if error is None else error.kind
         return CellOutcome(cell.index, cell.label, status, stdout, stderr, error, time.monotonic() - started)
