@@ -300,7 +300,7 @@ def _layout_note(student: Student) -> str | None:
 
 
 def _problems_as_errors(student: Student) -> tuple[RunError, ...]:
-    return tuple(RunError("exception", "grader adaptation", p) for p in getattr(student, "problems", ()))
+    return tuple(RunError("adaptation", "reading your code", p) for p in getattr(student, "problems", ()))
 
 
 def _question_ids(rubric: Rubric) -> list[str]:

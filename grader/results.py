@@ -81,7 +81,9 @@ class GradientVerdict:
 class RunError:
     """Something that went wrong while running the student's code: where and what, in plain words."""
 
-    kind: Literal["exception", "timeout", "memory", "output_limit", "exit", "crash", "not_gradable", "grader"]
+    kind: Literal[
+        "exception", "timeout", "memory", "output_limit", "exit", "crash", "not_gradable", "grader", "adaptation"
+    ]
     where: str  # e.g. "cell 4 (lines 30-52)", "call train_one_sample"
     message: str
     traceback: str | None = None

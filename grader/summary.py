@@ -17,14 +17,18 @@ def _points(x: float) -> str:
 
 def _wrap(text: str, indent: str) -> str:
     width = max(60, min(110, shutil.get_terminal_size((100, 20)).columns))
-    return "\n".join(textwrap.fill(line, width, initial_indent=indent, subsequent_indent=indent)
+    return "\n".join(textwrap.fill(line, width, initial_indent=indent, subsequent_indent=" " * len(indent))
                      for line in text.splitlines() if line.strip())
 
 
 def submission_lines(result: dict[str, Any], *, detailed: bool, self_check: bool) -> list[str]:
     """Lines describing one result: header, per-question scores, failing checks, run errors."""
-    lines = [f"{result.get('submission')}: {_points(result.get('score', 0))} / {_points(result.get('max_score', 0))}"
-             + ("   (visible checks only)" if self_check else "")]
+    head = f"{result.get('submission')}: {_points(result.get('score', 0))} / {_points(result.get('max_score', 0))}"
+    if not detailed:
+        scores = "  ".join(f"{q['id']} {_points(q['score'])}" for q in result.get("questions", []) if q["max_score"])
+        kinds = sorted({e["kind"] for e in result.get("errors", [])})
+        return [f"{head:<40} {scores}" + (f"  ({', '.join(kinds)})" if kinds else "")]
+    lines = [head + ("   (visible checks only)" if self_check else "")]
     for q in result.get("questions", []):
         if not q.get("checks"):
             continue

@@ -19,6 +19,7 @@ ERROR_WORDS = {
     "crash": "The Python process running your code crashed",
     "not_gradable": "Your submission could not be graded",
     "grader": "The grader itself failed on this submission (not your fault)",
+    "adaptation": "The grader could not match your code to the handout's",
 }
 
 STATUS_WORDS = {"passed": "passed", "failed": "failed", "error": "error", "skipped": "skipped"}
@@ -128,10 +129,12 @@ def question_numbers(question_ids: list[str]) -> list[str]:
 
 def question_heading(question_id: str, title: str) -> str:
     """'Q1 Initialisation' for id 'Q1' and title 'Q1 Initialisation' or 'Initialisation'; the id alone
-    without a title."""
+    without a title; the title alone for an id without a number ('helpers')."""
     if not title or title == question_id:
         return question_id
-    return title if title.startswith(question_id) else f"{question_id} {title}"
+    if title.startswith(question_id) or not re.search(r"\d", question_id):
+        return title
+    return f"{question_id} {title}"
 
 
 def is_not_gradable(data: Mapping[str, Any]) -> bool:
