@@ -106,3 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print_summary(outcome, self_check=args.self_check)
     return EXIT_INTERNAL if outcome.grader_failed else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

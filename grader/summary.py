@@ -71,10 +71,10 @@ def print_summary(outcome: RunOutcome, *, self_check: bool = False) -> None:
         print("\n".join(submission_lines(result, detailed=detailed, self_check=self_check)))
         if detailed:
             print()
-    if not detailed:
-        scores = [r.get("score", 0) for r in outcome.results]
-        print(f"{len(scores)} submissions, mean {sum(scores) / len(scores):.1f}, "
-              f"{outcome.regraded} graded now, {outcome.up_to_date} up to date")
+    scores = [r.get("score", 0) for r in outcome.results]
+    mean = f", mean {sum(scores) / len(scores):.1f}" if len(scores) > 1 else ""
+    print(f"{len(scores)} submission{'s' * (len(scores) != 1)}{mean}, "
+          f"{outcome.regraded} graded now, {outcome.up_to_date} up to date")
     if self_check:
         print("Visible checks only: the final grade may include hidden checks.")
     if outcome.data_source:
