@@ -3,10 +3,11 @@
 Every result rendered here is really graded (`grade_submission` over the shipped rubric and MNIST sample):
 the reference solution, the seed's submission (kv2154), a transposed-weights student, a top-level infinite
 loop (graded with a 2 s cell limit), a notebook that is not JSON (named like a spreadsheet formula), and a
-script that raises ValueError("<script>...") at top level. The class index is also built from two more real
-submissions: a copy of kv2154 in another folder and a variant with kv2154's mistakes whose numbers differ
-(its updates go through float32 and its uniform W3 is wider). Hand-made dicts remain only where no graded
-result can produce the situation (a batch's grader-failure dict, figure data that is malformed).
+script that raises ValueError("<script>...") at top level. The class is these and three more real
+submissions: a copy of kv2154 in another folder, a variant with kv2154's mistakes whose numbers differ (its
+updates go through float32 and its uniform W3 is wider), and a student who scales the inputs by 1/255.
+Hand-made dicts remain only where no graded result can produce the situation (a batch's grader-failure
+dict, figure data that is malformed).
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ def kv2154_variant() -> str:
 
 @functools.cache
 def class_results() -> dict[str, SubmissionResult]:
-    """graded_results() plus a copy of kv2154 in another folder and kv2154_variant(), graded for real."""
+    """graded_results() plus a copy of kv2154 in another folder, kv2154_variant() and a student who scales
+    the inputs by 1/255 (Q3 graded against their own network), all graded for real."""
     rubric, data = grading_inputs()
     (workdir() / "sec2").mkdir(exist_ok=True)
     copy = workdir() / "sec2" / "kv2154.py"
@@ -129,7 +131,8 @@ def class_results() -> dict[str, SubmissionResult]:
     variant = workdir() / "kv2154_f32.py"
     variant.write_text(kv2154_variant())
     extra = {"kv2154_copy": grade_submission(copy, rubric, data),
-             "kv2154_f32": grade_submission(variant, rubric, data)}
+             "kv2154_f32": grade_submission(variant, rubric, data),
+             "scaled": grade_submission(ROOT / "tests" / "fixtures" / "bends" / "scaled_inputs.py", rubric, data)}
     return {**graded_results(), **extra}
 
 
@@ -307,10 +310,24 @@ def test_header_shows_the_mnist_source_when_the_batch_gives_it(plain, tmp_path):
     assert 'id="data-source"' not in render_report(plain["kv2154"], staff=True)
 
 
-def test_question_headings_do_not_repeat_the_question_id(pages):
+def test_question_headings_do_not_repeat_the_question_id(graded, pages):
     page = pages["kv2154", True]
-    assert "<h2>Q1 Initialisation" in page or re.search(r"<h2>Q1 \w", page)
-    assert "Q1. Q1" not in page and "Q3. Q3" not in page
+    titles = {q.id: q.title for q in graded["kv2154"].questions}
+    assert titles["Q1"].startswith("Q1 ") and f"<h2>{escape(titles['Q1'])}" in page
+    assert f"<h2>{escape(titles['helpers'])}" in page
+    assert "Q1. Q1" not in page and "Q1 Q1" not in page and "helpers Helper" not in page
+
+
+def test_a_student_graded_on_their_own_scaled_inputs_sees_both_verdicts(klass):
+    result = klass["scaled"]
+    w1 = check(result, "Q3.W1")
+    assert w1.status == "passed" and "graded_against" in w1.details
+    page = render_report(result, staff=False)
+    assert f'<div class="detail-key">graded_against</div>\n<div class="prose">' \
+           f'{escape(w1.details["graded_against"])}</div>' in page
+    assert escape(w1.details["against_handout"]) in page
+    line = re.search(r'id="check-Q3-Q3\.W1".*?<div class="numbers">(.*?)</div>', page, re.S).group(1)
+    assert line.startswith(escape("against the handout's network: e = "))
 
 
 def test_report_embeds_every_picture_its_figure_data_makes(graded, pages):
@@ -415,7 +432,7 @@ def test_index_shows_each_mistake_once_with_its_count_and_no_student_numbers(kla
     table = re.search(r'<section id="mistakes">.*?</section>', page, re.S).group(0)
     for key in ("missing_sigma_prime_in_bias2_only", "missing_sigma_prime_in_delta2_passed_down"):
         assert table.count(f'data-mistake="{key}"') == 1
-    assert '<td class="num">3 (38%)</td><td>Q3</td>' in table
+    assert '<td class="num">3 (33%)</td><td>Q3</td>' in table  # 3 of 9 submissions
     assert "matches this mistake" not in table and "2.3e-16" not in table
     assert f'id="data-source">MNIST: {escape(DATA_SOURCE)}</div>' in page
 
@@ -434,7 +451,7 @@ def test_grades_csv_has_one_row_per_submission_and_stable_columns(graded):
         row = by_path[r.path]
         assert float(row["total"]) == pytest.approx(r.score)
         assert sum(float(row[q]) for q in ("Q1", "Q2", "Q3", "Q4", "helpers")) == pytest.approx(r.score)
-    assert by_path[graded["timeout"].path]["status"] == "graded with errors: exception, timeout"
+    assert by_path[graded["timeout"].path]["status"] == "graded with errors: adaptation, timeout"
     assert grades_csv(reversed(results)) == grades_csv(results)
 
 

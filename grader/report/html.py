@@ -36,6 +36,7 @@ from grader.report.common import (
 TEMPLATES = Path(__file__).parent / "templates"
 OWN_PLACE_DETAILS = ("diagnosis", "mistake", "hint")
 # Keys of a Q3 tensor check's details that its one line of numbers shows (the rest still get rows).
+PROSE_LENGTH = 20  # a detail string longer than this gets a line of its own, not a cell of the grid
 GRADIENT_LINE_DETAILS = ("verdict", "rel_error_per_digit", "rel_error_per_digit_small_rate", "labels")
 FIGURE_QUESTION = {"init": "Q1", "gradients": "Q3", "training": "Q4"}
 GRADIENT_QUESTION = "Q3"
@@ -140,7 +141,7 @@ def check_view(c: Mapping[str, Any]) -> dict[str, Any]:
 
 def detail_rows(details: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Rows of the details table, each {"key", "text", "table", "items"} with one of the last three set:
-    a list of dicts becomes a table, a list of sentences a list, anything else text."""
+    a list of dicts becomes a table, a list of sentences (or one long sentence) a list, anything else text."""
     rows = []
     for key, value in flatten(details).items():
         row: dict[str, Any] = {"key": key, "text": None, "table": None, "items": None}
@@ -148,6 +149,8 @@ def detail_rows(details: Mapping[str, Any]) -> list[dict[str, Any]]:
             row["table"] = records_table(value)
         elif isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
             row["items"] = list(value)
+        elif isinstance(value, str) and len(value) > PROSE_LENGTH:
+            row["items"] = [value]
         else:
             row["text"] = number(value)
         rows.append(row)
@@ -189,7 +192,8 @@ def gradient_line(details: Mapping[str, Any]) -> str | None:
             labels = [f"#{i + 1}" for i in range(len(per_digit))]  # shown as "a #1"
         pairs = zip(labels, per_digit, strict=True)
         parts.append("e per probe digit: " + ", ".join(f"a {label}: {number(e)}" for label, e in pairs))
-    return " · ".join(parts)
+    against = "against the handout's network: " if "graded_against" in details else ""
+    return against + " · ".join(parts)
 
 
 def flatten(details: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
