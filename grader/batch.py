@@ -23,12 +23,19 @@ class Job:
     cache_key: str
 
 
+SKIPPED_FOLDERS = {"__pycache__", ".ipynb_checkpoints", "__MACOSX"}
+
+
 def discover(paths: Iterable[str | Path]) -> list[Path]:
-    """Every .py/.ipynb named, or directly inside a named folder, sorted; raises on a missing path."""
+    """Every .py/.ipynb named, or inside a named folder and its subfolders (one per student, say), sorted.
+
+    Hidden files and folders, notebook checkpoints and __pycache__ are skipped; a missing path raises.
+    """
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found.extend(sorted(f for f in p.iterdir() if f.suffix in SUFFIXES and f.is_file()))
+            found.extend(sorted(f for f in p.rglob("*") if f.suffix in SUFFIXES and f.is_file()
+                                and not _skipped(f.relative_to(p))))
         elif p.is_file():
             found.append(p)
         else:
@@ -36,17 +43,21 @@ def discover(paths: Iterable[str | Path]) -> list[Path]:
     return list(dict.fromkeys(f.resolve() for f in found))
 
 
+def _skipped(relative: Path) -> bool:
+    return any(part.startswith(".") or part in SKIPPED_FOLDERS for part in relative.parts)
+
+
 def unique_stems(paths: list[Path]) -> dict[Path, str]:
-    """Report names: the file stem, plus a short hash of the full path when two submissions share a stem."""
-    by_stem: dict[str, list[Path]] = {}
-    for p in paths:
-        by_stem.setdefault(p.stem, []).append(p)
-    names = {}
-    for stem, group in by_stem.items():
-        for p in group:
-            suffix = "" if len(group) == 1 else "-" + hashlib.sha256(str(p).encode()).hexdigest()[:6]
-            names[p] = stem + suffix
-    return names
+    """Report names: the file stem; where stems collide, the folder's name too (`kv2154-hw1` for
+    kv2154/hw1.ipynb), and a short hash of the full path if that still collides."""
+    names = {p: p.stem for p in paths}
+    names = {p: n if _count(names, n) == 1 else f"{p.parent.name}-{p.stem}" for p, n in names.items()}
+    return {p: n if _count(names, n) == 1 else f"{n}-{hashlib.sha256(str(p).encode()).hexdigest()[:6]}"
+            for p, n in names.items()}
+
+
+def _count(names: dict[Path, str], name: str) -> int:
+    return sum(1 for n in names.values() if n == name)
 
 
 def cache_key(path: Path, rubric_sha256: str, grader_version: str, options: dict[str, Any]) -> str:

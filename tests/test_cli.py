@@ -41,7 +41,7 @@ def test_a_class_is_graded_with_reports_an_index_and_a_gradebook(graded):
     out, run = graded
     assert run.returncode == 0, run.stderr
     names = sorted(p.name for p in out.glob("*.json") if not p.name.endswith(".results.json"))
-    assert len(names) == 3 and "solution.json" in names
+    assert names == ["a-kv2154.json", "b-kv2154.json", "solution.json"]
     assert (out / "index.html").exists() and (out / "grades.csv").exists()
     solution = json.loads((out / "solution.json").read_text())
     assert solution["score"] == solution["max_score"] == 100
@@ -50,8 +50,8 @@ def test_a_class_is_graded_with_reports_an_index_and_a_gradebook(graded):
 
 def test_two_submissions_with_the_same_name_get_separate_reports(graded):
     out, _ = graded
-    stems = sorted(p.stem for p in out.glob("kv2154*.html"))
-    assert len(stems) == 2 and stems[0] != stems[1]
+    stems = sorted(p.stem for p in out.glob("*kv2154*.html"))
+    assert stems == ["a-kv2154", "b-kv2154"]
     scores = sorted(json.loads((out / f"{s}.json").read_text())["score"] for s in stems)
     assert scores[0] == 0 and scores[1] > 50
 
@@ -98,3 +98,15 @@ def test_doctor_reports_the_protections_it_verified(tmp_path):
     run = grade("--doctor", cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "A sandboxed child started" in run.stdout
+
+
+def test_a_folder_of_student_folders_is_searched_and_named_by_student(tmp_path):
+    from grader.batch import discover, unique_stems
+
+    for student in ("ab123", "kv2154"):
+        (tmp_path / "class" / student / ".ipynb_checkpoints").mkdir(parents=True)
+        (tmp_path / "class" / student / "hw1.py").write_text("x = 1\n")
+        (tmp_path / "class" / student / ".ipynb_checkpoints" / "hw1-checkpoint.py").write_text("x = 1\n")
+    found = discover([tmp_path / "class"])
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["class/ab123/hw1.py", "class/kv2154/hw1.py"]
+    assert sorted(unique_stems(found).values()) == ["ab123-hw1", "kv2154-hw1"]
