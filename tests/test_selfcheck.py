@@ -443,7 +443,7 @@ def test_under_ipython_the_report_is_displayed_once_as_html(tmp_path):
 
 
 def test_in_a_real_notebook_kernel():
-    pytest.importorskip("nbclient", reason="nbclient is not installed (not installed on purpose; see report)")
+    pytest.importorskip("nbclient", reason="nbclient is not installed (it comes with the test extra)")
     pytest.importorskip("ipykernel", reason="ipykernel is not installed")
     import nbclient
     import nbformat
