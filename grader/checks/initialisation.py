@@ -96,38 +96,35 @@ def rejects(pvalues: dict[str, np.ndarray], alpha: float) -> np.ndarray:
 # ---------------------------------------------------------------- naming the mistake
 
 
-def _known_variances(n_in: int, n_out: int) -> list[tuple[float, str]]:
-    """(variance, what it looks like) for common wrong scalings; the right one, 1/max, excluded."""
+def _known_variances(n_in: int, n_out: int) -> list[tuple[float, str, str]]:
+    """(variance, mistake id, what it looks like) for common wrong scalings; the right one, 1/max, excluded."""
     fan = max(n_in, n_out)
     table = [
-        (
-            1.0 / fan**2,
-            f"std 1/{fan} instead of sqrt(1/{fan}): the scale looks like 1/max instead of sqrt(1/max)",
-        ),
-        (1.0, "no scaling at all (variance 1, plain randn / standard_normal)"),
-        (1.0 / n_in, f"variance 1/n_in = 1/{n_in}: the handout's fan is max(n_in, n_out) = {fan}"),
-        (1.0 / n_out, f"variance 1/n_out = 1/{n_out}: the handout's fan is max(n_in, n_out) = {fan}"),
-        (2.0 / (n_in + n_out), f"Glorot's variance 2/(n_in + n_out) = 2/{n_in + n_out}, not 1/max = 1/{fan}"),
-        (2.0 / n_in, f"He's variance 2/n_in = 2/{n_in}, not 1/max = 1/{fan}"),
-        (1.0 / n_in**2, f"std 1/n_in = 1/{n_in}: both the fan and sqrt are off"),
-        (1.0 / n_out**2, f"std 1/n_out = 1/{n_out}: both the fan and sqrt are off"),
+        (1.0 / fan**2, "std_not_variance",
+         f"std 1/{fan} instead of sqrt(1/{fan}): the scale looks like 1/max instead of sqrt(1/max)"),
+        (1.0, "unscaled", "no scaling at all (variance 1, plain randn / standard_normal)"),
+        (1.0 / n_in, "fan_in", f"variance 1/n_in = 1/{n_in}: the handout's fan is max(n_in, n_out) = {fan}"),
+        (1.0 / n_out, "fan_out", f"variance 1/n_out = 1/{n_out}: the handout's fan is max(n_in, n_out) = {fan}"),
+        (2.0 / (n_in + n_out), "glorot", f"Glorot's variance 2/(n_in + n_out) = 2/{n_in + n_out}, not 1/max = 1/{fan}"),
+        (2.0 / n_in, "he", f"He's variance 2/n_in = 2/{n_in}, not 1/max = 1/{fan}"),
+        (1.0 / n_in**2, "std_fan_in", f"std 1/n_in = 1/{n_in}: both the fan and sqrt are off"),
+        (1.0 / n_out**2, "std_fan_out", f"std 1/n_out = 1/{n_out}: both the fan and sqrt are off"),
     ]
     seen, kept = {1.0 / fan}, []
-    for variance, looks_like in table:
+    for variance, mistake, looks_like in table:
         if not any(np.isclose(variance, v, rtol=1e-9) for v in seen):
             seen.add(variance)
-            kept.append((variance, looks_like))
+            kept.append((variance, mistake, looks_like))
     return kept
 
 
-def _closest_known_variance(variance: float, n: int, n_in: int, n_out: int) -> str | None:
+def _closest_known_variance(variance: float, n: int, n_in: int, n_out: int) -> tuple[str, str] | None:
+    """The known wrong scaling (id, words) nearest to `variance`, if within 5 standard errors of log(variance)."""
     if variance <= 0:
         return None
-    """The known wrong scaling nearest to `variance`, if within 5 standard errors of log(variance)."""
     tolerance = max(0.15, 5.0 * np.sqrt(2.0 / n))  # the standard error of log(mean square) is sqrt(2/n)
-    matches = [(abs(np.log(variance / v)), text) for v, text in _known_variances(n_in, n_out)]
-    distance, text = min(matches)
-    return text if distance < tolerance else None
+    distance, mistake, text = min((abs(np.log(variance / v)), m, t) for v, m, t in _known_variances(n_in, n_out))
+    return (mistake, text) if distance < tolerance else None
 
 
 def _uniform_shape(w: np.ndarray) -> str | None:
@@ -146,28 +143,28 @@ def _uniform_shape(w: np.ndarray) -> str | None:
     return f"uniform on [{lo:.3g}, {hi:.3g})" if p > 1e-3 else None
 
 
-def describe_mistake(name: str, w: np.ndarray, n_in: int, n_out: int) -> str:
-    """One sentence naming the likely mistake in a weight matrix that failed the tests."""
+def describe_mistake(name: str, w: np.ndarray, n_in: int, n_out: int) -> tuple[str | None, str]:
+    """(mistake id, one sentence naming the likely mistake) for a weight matrix that failed the tests."""
     fan, flat = max(n_in, n_out), w.ravel()
     fix = f"use rng.normal(0, np.sqrt(1/{fan}), size=({n_in}, {n_out}))"
     if np.all(flat == 0):
-        return f"{name} is all zeros; {fix}."
+        return "zeros", f"{name} is all zeros; {fix}."
     if np.all(flat == flat[0]):
-        return f"Every entry of {name} is {flat[0]:.6g} (constant); {fix}."
+        return "constant", f"Every entry of {name} is {flat[0]:.6g} (constant); {fix}."
     shape = _uniform_shape(flat)
     if flat.min() >= 0:
         looks = f"looks {shape}" if shape else "has no negative values"
-        return (
-            f"{name} {looks}: values are never negative (np.random.rand / rng.random draw from [0, 1)); "
-            f"{fix}."
+        return "non_negative", (
+            f"{name} {looks}: values are never negative (np.random.rand / rng.random draw from [0, 1)); {fix}."
         )
     if shape:
-        return f"{name} looks {shape}, not normal; {fix}."
+        return "uniform", f"{name} looks {shape}, not normal; {fix}."
     variance = float(np.mean(flat**2))
     known = _closest_known_variance(variance, flat.size, n_in, n_out)
     if known:
-        return f"{name}'s variance {variance:.3g} (std {np.sqrt(variance):.3g}) looks like {known}; {fix}."
-    return ""
+        mistake, text = known
+        return mistake, f"{name}'s variance {variance:.3g} (std {np.sqrt(variance):.3g}) looks like {text}; {fix}."
+    return None, ""
 
 
 # ---------------------------------------------------------------- the checks
@@ -246,11 +243,13 @@ def check_weight_matrix(
         extra = " It is exactly the reference draw from default_rng(80085)." if exact else ""
         message = f"{name}{note} looks like N(0, 1/{max(n_in, n_out)}): {figures}.{extra}"
         return CheckResult(check_id, title, "passed", points, points, message, details=details)
-    mistake = describe_mistake(name, w if not note else w.T, n_in, n_out)
+    mistake_id, mistake = describe_mistake(name, w if not note else w.T, n_in, n_out)
     message = (
         f"{name}{note} is not N(0, 1/{max(n_in, n_out)}): the {failed_text} test"
         f"{'s' if len(failed) > 1 else ''} failed; got {figures}. {mistake}"
     ).strip()
+    if mistake_id:
+        details["mistake"] = f"init_{mistake_id}"
     return _fail(check_id, title, points, message, **details)
 
 

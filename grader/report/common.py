@@ -195,23 +195,23 @@ def diagnosis_text(check: Mapping[str, Any]) -> str:
 def check_mistake(question_id: str, check: Mapping[str, Any]) -> dict[str, str] | None:
     """The mistake a failed check names, keyed so that students with the same mistake share the key.
 
-    By the mistake id in `details["mistake"]` (set by the Q3 checks); Q1's checks carry no id, so a failed
-    Q1 check is keyed by its id and its explanation sentence (the message after its first sentence) with
-    the per-student measurements masked (or, without one, by the part of its first sentence before ':').
+    By the mistake id in `details["mistake"]` (set by the Q3 checks); a failed Q1 check is keyed by its
+    check id and its mistake id (or, without one, its explanation with the per-student measurements masked),
+    and shown by its explanation sentence (the message after its first sentence), measurements masked.
     None when the check passed or names no mistake.
     """
     if check["status"] == "passed":
         return None
     details = check["details"]
-    if details.get("mistake"):
+    if details.get("mistake") and question_id != "Q1":
         return {"key": str(details["mistake"]), "question": question_id,
                 "sentence": general_sentence(diagnosis_text(check)), "part": affected_part(check)}
     if question_id != "Q1" or not details:  # no details: nothing was measured (e.g. weights not defined)
         return None
     sentences = SENTENCE_END.split(str(check["message"]))
     explanation = masked(" ".join(sentences[1:])) or sentences[0].split(":", 1)[0]
-    return {"key": f"{check['id']}: {explanation}", "question": question_id, "sentence": explanation,
-            "part": affected_part(check)}
+    key = f"{check['id']}: {details.get('mistake') or explanation}"  # Q1's ids say the mistake, not the matrix
+    return {"key": key, "question": question_id, "sentence": explanation, "part": affected_part(check)}
 
 
 def mistakes(data: Mapping[str, Any]) -> list[dict[str, str]]:
