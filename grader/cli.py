@@ -9,10 +9,6 @@ from pathlib import Path
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 
-# Small matrices only: a multithreaded BLAS costs far more than it gains here (and 2 cores are shared).
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(

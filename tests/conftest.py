@@ -1,8 +1,14 @@
 """Shared test fixtures."""
 
 import copy
+import os
 
-import pytest
+# Before numpy loads: one BLAS thread, as the grader's CLI and sandbox use. With several threads per process,
+# tests that run Dask workers and sandboxed children beside the grader can make tiny matrix products crawl.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import pytest  # noqa: E402 - after the BLAS settings above
 
 
 @pytest.fixture(autouse=True)
