@@ -23,7 +23,7 @@ from grader.gradients import probe_point, probe_samples
 from grader.registry import KNOWN_CHECKS, SETTINGS_CLASSES
 from grader.results import CheckResult, GradientVerdict, QuestionResult, RunError, SubmissionResult
 from grader.rubric import Rubric
-from grader.sandbox import Limits, Sandbox, SandboxData
+from grader.sandbox import Sandbox, SandboxData
 from grader.scoring import score_question
 from grader.student import Params, Student
 from grader.submission import NotGradable, load_submission
@@ -90,8 +90,7 @@ def grade_submission(
         return _finish(header, questions, errors=(error,), started=started, visible_only=visible_only)
 
     _start_reference_training(rubric, data)
-    limits = Limits(**{k: getattr(rubric.limits, k) for k in
-                       ("cell_timeout_s", "call_timeout_s", "total_timeout_s", "memory_mb", "output_kb", "file_mb")})
+    limits = rubric.limits
     # Q4 trains the student's code for a few epochs: give a long (e.g. --full) run the time it needs.
     epochs = rubric.questions["Q4"].settings.epochs if "Q4" in rubric.questions else 3
     needed = (epochs + 1) * len(data.train_labels) * SECONDS_PER_SAMPLE + rubric.limits.total_timeout_s

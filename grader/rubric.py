@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from grader.sandbox.session import Limits
+
 DEFAULT_RUBRIC = Path(__file__).with_name("rubric.yaml")
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 
@@ -50,18 +52,6 @@ class DataSettings:
 
 
 @dataclass(frozen=True)
-class LimitSettings:
-    """Sandbox limits for one submission."""
-
-    cell_timeout_s: float = 60.0
-    call_timeout_s: float = 30.0
-    total_timeout_s: float = 600.0
-    memory_mb: int = 2048
-    output_kb: int = 64
-    file_mb: int = 16
-
-
-@dataclass(frozen=True)
 class Rubric:
     """A validated rubric."""
 
@@ -71,7 +61,7 @@ class Rubric:
     total: float
     questions: dict[str, QuestionRule]
     data: DataSettings
-    limits: LimitSettings
+    limits: Limits  # the sandbox's limits for one submission
 
     def rule(self, check_id: str) -> CheckRule | None:
         question = self.questions.get(check_id.split(".")[0])
@@ -134,7 +124,7 @@ def _build(raw: dict[str, Any], where: str, sha: str) -> Rubric:
         total=total,
         questions=questions,
         data=_dataclass_from(DataSettings, raw.get("data") or {}, f"{where}: data"),
-        limits=_dataclass_from(LimitSettings, raw.get("limits") or {}, f"{where}: limits"),
+        limits=_dataclass_from(Limits, raw.get("limits") or {}, f"{where}: limits"),
     )
 
 

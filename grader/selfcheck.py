@@ -28,7 +28,6 @@ from grader.kernel_box import KernelBox, caller_namespace, preserved_state
 from grader.registry import KNOWN_CHECKS
 from grader.results import CheckResult, QuestionResult, RunError
 from grader.rubric import Rubric, load_rubric
-from grader.sandbox import Limits
 from grader.scoring import score_question
 from grader.student import Params, Student, StudentCodeError
 from reference.mnist import Mnist, load_mnist
@@ -123,7 +122,7 @@ def check(question: str | int | None = None, *, namespace: MutableMapping[str, A
     rubric = load_rubric()
     data = grading_data(rubric, mnist)
     with preserved_state(ns):
-        box = KernelBox(ns, limits_of(rubric))
+        box = KernelBox(ns, rubric.limits)
         student = build_student(box, box.run_cells())
         checks, _, _, _ = run_checks(_OneQuestion(student, qid) if qid else student, rubric, data)
         adaptations, problems = tuple(student.adaptations), tuple(student.problems)
@@ -148,12 +147,6 @@ def question_id(question: str | int | None) -> str | None:
     if qid not in NEEDS:
         raise ValueError(f"unknown question {question!r}: choose one of {', '.join(NEEDS)} (or none for all)")
     return qid
-
-
-def limits_of(rubric: Rubric) -> Limits:
-    """The rubric's per-call limits, as the sandbox would get them."""
-    names = ("cell_timeout_s", "call_timeout_s", "total_timeout_s", "memory_mb", "output_kb", "file_mb")
-    return Limits(**{n: getattr(rubric.limits, n) for n in names})
 
 
 def grading_data(rubric: Rubric, mnist: Mnist | None) -> GradingData:
