@@ -181,6 +181,10 @@ class SandboxStudent:
     def has(self, function: str) -> bool:
         return function in self.functions
 
+    def problem_for(self, function: str) -> str | None:
+        """Why `function` cannot be called with the grader's values, or None."""
+        return self._problems.get(function)
+
     def call_helper(self, name: str, *args: Any) -> Any:
         """The student's helper `name(*args)` (e.g. sigmoid), its return value decoded."""
         result = self._call(name, list(args), {}, timeout=self._timeout(name))

@@ -18,6 +18,7 @@ from grader.checks.backprop import check_backprop
 from grader.checks.forward import ForwardCase, check_feed_forward_dataset, check_feed_forward_sample
 from grader.checks.helpers import check_helpers
 from grader.checks.initialisation import check_initialisation
+from grader.checks.signatures import FUNCTIONS, check_signatures
 from grader.checks.training import check_short_training, check_training_loop, reference_history
 from grader.gradients import probe_point, probe_samples
 from grader.registry import KNOWN_CHECKS, SETTINGS_CLASSES
@@ -180,6 +181,8 @@ def run_checks(
         return [loop, short]
 
     checks["Q4"] = _guarded("Q4", q4)
+    for question in FUNCTIONS:
+        checks[question] += _guarded(question, lambda q=question: [check_signatures(q, student)])
     checks["Q4"] = [_accuracy_caveat(c, gradients, training) for c in checks["Q4"]]
     if training.get("student") is not None:
         figures["training"] = training

@@ -37,8 +37,8 @@ def submission_lines(result: dict[str, Any], *, detailed: bool, self_check: bool
             continue
         said: set[str] = set()
         for c in q["checks"]:
-            if c["status"] == "passed" and not self_check:
-                continue
+            if (c["status"] == "passed" and not self_check) or (c["status"] == "failed" and not c["max_score"]):
+                continue  # 0-point failures are informational: the reports show them
             lines.append(f"    [{MARKS.get(c['status'], c['status'])}] {c['title']} "
                          f"({_points(c['score'])}/{_points(c['max_score'])})")
             if c["status"] == "passed":

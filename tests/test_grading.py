@@ -139,3 +139,27 @@ def test_layers_kept_in_their_own_globals_are_set_and_read_with_weights(rubric, 
         n: "correct" for n in ("W1", "b1", "W2", "b2", "W3", "b3")}
     assert any(a.startswith("W1, W2, W3, b1, b2, b3 are the same arrays") for a in result.adaptations)
     assert checks_of(result)["Q4.training"].status == "passed"
+
+
+def test_signature_checks_pass_the_handouts_api_and_name_each_deviation(rubric, data, solution, kv2154):
+    for result in (solution, kv2154):
+        assert [checks_of(result)[f"Q{n}.signature"].status for n in (2, 3, 4)] == ["passed"] * 3
+    bent = grade_submission(ROOT / "tests" / "fixtures" / "bends" / "dict_layers.py", rubric, data)
+    q3 = checks_of(bent)["Q3.signature"]
+    assert q3.status == "failed" and q3.max_score == 0
+    assert "train_one_sample(sample, label, weights, biases, learning_rate=0.003)" in q3.message
+    assert "parameters weights, biases are not in the handout's train_one_sample(sample, y" in q3.message
+
+
+def test_a_rubric_can_make_the_handouts_signature_worth_points(tmp_path, data):
+    from grader.rubric import load_rubric
+
+    text = (ROOT / "grader" / "rubric.yaml").read_text()
+    text = text.replace("total: 100", "total: 102").replace("Q3.signature: 0", "Q3.signature: 2")
+    path = tmp_path / "rubric.yaml"
+    path.write_text(text)
+    strict = load_rubric(path)
+    bent = grade_submission(ROOT / "tests" / "fixtures" / "bends" / "dict_layers.py", strict, data)
+    assert bent.max_score == 102 and checks_of(bent)["Q3.signature"].score == 0
+    handout = grade_submission(ROOT / "reference" / "solution.py", strict, data)
+    assert handout.score == 102

@@ -1,0 +1,36 @@
+"""Qn.signature: does each graded function take the handout's parameters? Worth 0 points unless the rubric says.
+
+The grader calls a function with another signature by parameter name (grader/signatures.py), so a deviation
+costs nothing elsewhere; a course that wants students to keep the handout's API gives these checks points.
+"""
+
+from __future__ import annotations
+
+from grader.results import CheckResult
+from grader.signatures import handout_signature
+
+FUNCTIONS = {
+    "Q2": ("feed_forward_sample", "feed_forward_dataset"),
+    "Q3": ("train_one_sample",),
+    "Q4": ("train_one_epoch",),
+}
+
+
+def check_signatures(question: str, student) -> CheckResult:
+    """Passed when every function the question grades is defined with the handout's signature."""
+    check_id, functions = f"{question}.signature", FUNCTIONS[question]
+    title = "the handout's signature: " + ", ".join(functions)
+    plans, problems = getattr(student, "plans", {}), getattr(student, "problem_for", lambda f: None)
+    found = []
+    for function in functions:
+        if not student.has(function):
+            found.append(f"{function} is not defined (expected {handout_signature(function)})")
+        elif problems(function):
+            found.append(problems(function))
+        elif function in plans and not plans[function].conforms:
+            found += list(plans[function].deviations)
+    if not found:
+        message = "Defined as the handout has it: " + "; ".join(handout_signature(f) for f in functions) + "."
+        return CheckResult(check_id, title, "passed", 1.0, 1.0, message)
+    return CheckResult(check_id, title, "failed", 0.0, 1.0, "; ".join(found) + ".",
+                       details={"deviations": found})
