@@ -21,6 +21,7 @@ _MARKER = re.compile(r"^#\s*(In\s*\[[\d\s]*\]\s*:|%%)")
 _MAGIC = re.compile(r"^\s*[%!]")
 _CONTINUATION = re.compile(r"^(else\b|elif\b|except\b|finally\b|case\b|[)\]}])")
 _MERGE_LOOKAHEAD = 12
+BODY_RUNNING_CELL_MAGICS = {"%%time", "%%capture"}
 
 
 @dataclass(frozen=True)
@@ -93,15 +94,18 @@ def _decode_python(raw: bytes) -> str:
 
 
 def strip_magics(source: str) -> str:
-    """Blank out IPython magics and shell lines (a whole `%%` cell included), keeping the line count.
+    """Blank out IPython magics and shell lines (a whole `%%` cell included, except the body of %%time and
+    %%capture cells, which Jupyter runs as ordinary code), keeping the line count.
 
     A line starting with % or ! counts as a magic only where a statement could start (not inside
     brackets, a string or after a backslash), so `(a\n% b)` is left alone.
     """
     lines = source.split("\n")
-    first = next((ln for ln in lines if ln.strip()), "")
-    if first.lstrip().startswith("%%"):
-        return "\n" * (len(lines) - 1)
+    first = next((i for i, ln in enumerate(lines) if ln.strip()), 0)
+    if lines[first].lstrip().startswith("%%"):
+        if lines[first].split()[0] not in BODY_RUNNING_CELL_MAGICS:
+            return "\n" * (len(lines) - 1)
+        lines[first] = ""  # %%time, %%capture: Jupyter runs the body in the notebook's namespace
     for i, line in enumerate(lines):
         if _MAGIC.match(line) and _statement_starts_at(lines[:i]):
             lines[i] = ""

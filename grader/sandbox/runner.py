@@ -94,6 +94,9 @@ class Exchange:
             return float(value) if math.isfinite(value) else {"$": "float", "v": repr(float(value))}
         if isinstance(value, np.generic) and value.dtype.kind in "biuf":
             return self.encode(value.item(), fingerprints, depth, seen)
+        if is_array_sequence(value) and depth < MAX_DEPTH:
+            # np.array([W1, W2, W3], dtype=object): read as the list of arrays it holds
+            return [self.encode(v, fingerprints, depth + 1, seen) for v in value]
         if isinstance(value, (np.ndarray, np.generic)):
             return self._array(np.asarray(value), fingerprints)
         if depth >= MAX_DEPTH or id(value) in seen:
@@ -191,8 +194,31 @@ def error_of(exc):
     return {"kind": kind, "message": message[:2000], "traceback": student_traceback(exc)}
 
 
+def is_array_sequence(value):
+    """A 1-d object ndarray holding arrays: how some students keep layers of different shapes."""
+    return (isinstance(value, np.ndarray) and value.dtype == object and value.ndim == 1 and value.size <= 64
+            and all(isinstance(v, np.ndarray) for v in value))
+
+
+def assign_global(ns, name, value):
+    """Set a global, keeping the identity of the list, dict or object array it replaces where the shape allows,
+    since the student's own objects may share it (`net.W is weights`, `def f(..., weights=weights)`)."""
+    old = ns.get(name)
+    if type(old) is list and type(value) is list and len(old) == len(value):
+        old[:] = value
+    elif type(old) is dict and type(value) is dict and list(old) == list(value):
+        old.update(value)
+    elif is_array_sequence(old) and isinstance(value, list) and len(old) == len(value):
+        for i, item in enumerate(value):
+            old[i] = item
+    else:
+        ns[name] = value
+
+
 def arrays_in(value, depth=0):
-    """The numeric arrays inside a list/tuple/dict tree (np.matrix included)."""
+    """The numeric arrays inside a list/tuple/dict tree (np.matrix and object arrays of arrays included)."""
+    if is_array_sequence(value) and depth < 4:
+        return [a for v in value for a in arrays_in(v, depth + 1)]
     if isinstance(value, np.ndarray):
         return [value] if value.dtype.kind in NUMERIC_KINDS else []
     if depth < 4 and isinstance(value, (list, tuple)):
@@ -217,8 +243,8 @@ def find_aliases(ns, holders):
     aliases = {}
     for holder in holders:
         container = ns.get(holder)
-        items = container.items() if isinstance(container, dict) else (
-            enumerate(container) if isinstance(container, (list, tuple)) else ())
+        sequence = isinstance(container, (list, tuple)) or is_array_sequence(container)
+        items = container.items() if isinstance(container, dict) else (enumerate(container) if sequence else ())
         for key, item in items:
             if not isinstance(item, np.ndarray):
                 continue
@@ -226,6 +252,16 @@ def find_aliases(ns, holders):
                 if value is item and name not in holders and not name.startswith("_"):
                     aliases[name] = (holder, key)
     return aliases
+
+
+def names_used_by_functions(ns):
+    """Every global name the student's functions mention (a leftover loop variable is not an alias)."""
+    names, stack = set(), [v.__code__ for v in ns.values() if isinstance(v, types.FunctionType)]
+    while stack:
+        code = stack.pop()
+        names.update(code.co_names)
+        stack.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    return names
 
 
 def bind_aliases(ns, aliases, set_globals):
@@ -266,7 +302,8 @@ class Runner:
         self.lines = {}
         self.snapshotted = not config.get("snapshot", True)
         self.initialised = False  # weights and biases hold the whole network
-        self.aliases = {}  # global name -> (holder, key): the same array as weights[key] / biases[key]
+        self.alias_candidates = {}  # global name -> (holder, key): the same array as weights[key] at init
+        self.aliases = {}  # those of them that the student's functions use
         self.pid = os.getpid()
 
     def guarded(self, thunk):
@@ -304,11 +341,14 @@ class Runner:
                   "stderr_dropped": err_dropped, "snapshot": None}
         if not self.initialised and holds_network(self.ns.get("weights"), self.ns.get("biases")):
             self.initialised = True  # also on a replay after a restart, where no snapshot is wanted
-            self.aliases = find_aliases(self.ns, ("weights", "biases"))
-            answer["aliases"] = {alias: [holder, repr(key)] for alias, (holder, key) in self.aliases.items()}
+            self.alias_candidates = find_aliases(self.ns, ("weights", "biases"))
             if not self.snapshotted:
                 self.snapshotted = True
                 answer["snapshot"] = {n: self.exchange.encode(self.ns[n]) for n in ("weights", "biases")}
+        if self.alias_candidates:  # kept only for names the functions (defined so far) use
+            used = names_used_by_functions(self.ns)
+            self.aliases = {a: place for a, place in self.alias_candidates.items() if a in used}
+            answer["aliases"] = {alias: [holder, repr(key)] for alias, (holder, key) in self.aliases.items()}
         return answer
 
     def op_namespace(self, req):
@@ -323,7 +363,8 @@ class Runner:
         args = list(self.exchange.decode(req.get("args", [])))
         kwargs = self.exchange.decode(req.get("kwargs", {"$": "dict", "items": []}))
         set_globals = self.exchange.decode(req.get("set_globals", {"$": "dict", "items": []}))
-        self.ns.update(set_globals)
+        for global_name, value in set_globals.items():
+            assign_global(self.ns, global_name, value)
         bound = bind_aliases(self.ns, self.aliases, set_globals)
         function = self.ns.get(name)
         recorded, originals = [], {}

@@ -401,7 +401,7 @@ class Sandbox:
             snapshot = answer.get("snapshot")
             if self._initial_params is None and isinstance(snapshot, dict):
                 self._initial_params = self._decode_mapping({"$": "dict", "items": list(snapshot.items())})
-            if isinstance(answer.get("aliases"), dict) and not self._aliases:
+            if isinstance(answer.get("aliases"), dict):  # the latest: later cells define the functions
                 self._aliases = {str(k): (str(v[0]), str(v[1])) for k, v in answer["aliases"].items()
                                  if isinstance(v, list) and len(v) == 2}
             self._sweep_outbox()
