@@ -178,8 +178,13 @@ class SandboxStudent:
 
     # ----- the Student protocol
 
+    rate_global: str | None = None  # a global learning rate the grader sets, for a step that takes none
+
     def has(self, function: str) -> bool:
         return function in self.functions
+
+    def _rate_global(self, learning_rate: float) -> dict[str, float]:
+        return {self.rate_global: float(learning_rate)} if self.rate_global else {}
 
     def problem_for(self, function: str) -> str | None:
         """Why `function` cannot be called with the grader's values, or None."""
@@ -208,7 +213,8 @@ class SandboxStudent:
         """Canonical parameters after one step of the student's train_one_sample on x (784,)."""
         function = "train_one_sample"
         values = {"sample": self.form.sample(x), "label": int(label), "learning_rate": float(learning_rate)}
-        result, positions = self._call_planned(function, params, values, with_positions=True)
+        result, positions = self._call_planned(function, params, values, with_positions=True,
+                                               extra_globals=self._rate_global(learning_rate))
         found = self._updated(function, params, result, positions)
         if isinstance(found, LayoutProblem):
             raise _failure(function, found.message)
@@ -227,7 +233,7 @@ class SandboxStudent:
             function,
             params,
             values,
-            extra_globals={"x_train": x_student, "y_train": y_student},
+            extra_globals={"x_train": x_student, "y_train": y_student, **self._rate_global(learning_rate)},
             record=record,
             with_positions=True,
         )
@@ -428,12 +434,30 @@ def build_student(box: Sandbox, run: RunLog) -> SandboxStudent:
             continue
         plans[function] = plan
         adaptations += plan.deviations
+    rate_global = _global_learning_rate(namespace, plans)
+    if rate_global:
+        adaptations.append(f"train_one_sample takes no learning_rate: the grader sets your global {rate_global} to "
+                           "the rate it probes with")
     form = data_form(namespace)
     adaptations += [form.note] if form.note else []
     adaptations += [_aliases_note(run.aliases)] if getattr(run, "aliases", None) else []
     functions = {name: tuple(s or ()) for name, s in signatures.items()}
     adaptations = list(dict.fromkeys(adaptations))
-    return SandboxStudent(box, layout, initial, functions, plans, problems, form, adaptations, layout_problem)
+    student = SandboxStudent(box, layout, initial, functions, plans, problems, form, adaptations, layout_problem)
+    student.rate_global = rate_global
+    return student
+
+
+LEARNING_RATE_NAMES = ("learning_rate", "lr", "eta", "alpha", "step_size", "LEARNING_RATE", "LR", "ETA", "ALPHA")
+
+
+def _global_learning_rate(namespace: Mapping[str, Symbol], plans: Mapping[str, CallPlan]) -> str | None:
+    """The one float global named like a learning rate, when train_one_sample takes no learning_rate."""
+    plan = plans.get("train_one_sample")
+    if plan is None or plan.takes("learning_rate"):
+        return None
+    found = [n for n in LEARNING_RATE_NAMES if n in namespace and namespace[n].kind == "float"]
+    return found[0] if len(found) == 1 else None
 
 
 def _plan(function: str, signature: Any, layout: Layout) -> CallPlan | str:
