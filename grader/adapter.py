@@ -507,6 +507,10 @@ def read_layout(
     if isinstance(found, LayoutProblem):
         return None, None, [], first_problem or found.message
     names, values = found
+    # The same holders recorded as soon as they held the network: their values then are the initialisation.
+    after_run = first_problem is not None or not recorded or set(recorded) != set(names.names)
+    if not after_run:
+        values = {n: recorded[n] for n in names.names}
     layout = detect_layout_in(values)
     if isinstance(layout, LayoutProblem):
         return None, None, [], first_problem or layout.message
@@ -522,10 +526,13 @@ def read_layout(
         if first_problem and names.names == ("weights", "biases")
         else "the grader records the initialisation only for globals named weights and biases"
     )
-    notes.append(
-        f"the initialisation was read from {held} after all cells ran ({when}), "
-        f"so any training at top level shows in it"
-    )
+    if after_run:
+        notes.append(
+            f"the initialisation was read from {held} after all cells ran ({when}), "
+            f"so any training at top level shows in it"
+        )
+    else:
+        notes.append(f"the network is held in {held}; its initialisation was recorded as soon as it was complete")
     return layout, read.params, notes, None
 
 

@@ -261,11 +261,11 @@ def test_notebook_with_column_vectors(students, probe, mnist):
     assert_epoch_visits_in_order(student, mnist, n=6)
 
 
-def test_one_params_dict_is_found_without_a_recorded_initialisation(students, probe, mnist):
+def test_one_params_dict_is_recorded_as_soon_as_it_holds_the_network(students, probe, mnist):
     run, student = students("params_dict")
-    assert run.initial_params is None and student.problems == ()
+    assert list(run.initial_params) == ["params"] and student.problems == ()
     notes = " | ".join(student.adaptations)
-    assert "parameters are held in params" in notes and "read from params after all cells ran" in notes
+    assert "parameters are held in params" in notes and "recorded as soon as it was complete" in notes
     init = network.init_params()
     for got, want in zip(
         student.initial_params[0] + student.initial_params[1], init[0] + init[1], strict=True

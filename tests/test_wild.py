@@ -38,6 +38,7 @@ def checks_of(result) -> dict:
     "oop_global_net.py",  # a Network object; weights = net.W
     "default_arg_weights.py",  # def train_one_sample(..., weights=weights)
     "float32_time_magic.ipynb",  # train_one_epoch defined in a %%time cell
+    "layer_tuples.py",  # a list of (W, b) tuples, trained at top level after the initialisation
 ])
 def test_correct_solutions_in_other_styles_get_full_marks(name, rubric, data):
     result = grade_submission(WILD / name, rubric, data)

@@ -194,6 +194,31 @@ def error_of(exc):
     return {"kind": kind, "message": message[:2000], "traceback": student_traceback(exc)}
 
 
+NETWORK_MATRICES = ({784, 32}, {32}, {32, 10})  # the dimensions of W1, W2, W3 in either orientation
+NETWORK_BIASES = (32, 32, 10)
+MAX_HOLDER_SIZE = 200_000  # elements; a global this large holds data, not the network
+
+
+def network_holders(ns):
+    """The globals that together hold the whole network's arrays (three matrices, three biases), or ()."""
+    holders, matrices, biases = [], [], []
+    for name, value in ns.items():
+        if name.startswith("_") or isinstance(value, (types.ModuleType, types.FunctionType, type)):
+            continue
+        arrays = arrays_in(value)
+        if not arrays or sum(a.size for a in arrays) > MAX_HOLDER_SIZE:
+            continue
+        found = [a for a in arrays if a.ndim == 2 and set(a.shape) in NETWORK_MATRICES]
+        found_b = [a for a in arrays if a.size in NETWORK_BIASES and max(a.shape, default=0) == a.size]
+        if found or found_b:
+            holders.append(name)
+            matrices += [frozenset(a.shape) for a in found]
+            biases += [a.size for a in found_b]
+    complete = all(m in matrices for m in map(frozenset, NETWORK_MATRICES))
+    enough = all(biases.count(n) >= NETWORK_BIASES.count(n) for n in set(NETWORK_BIASES))
+    return tuple(holders) if complete and enough else ()
+
+
 def is_array_sequence(value):
     """A 1-d object ndarray holding arrays: how some students keep layers of different shapes."""
     return (isinstance(value, np.ndarray) and value.dtype == object and value.ndim == 1 and value.size <= 64
@@ -302,6 +327,7 @@ class Runner:
         self.lines = {}
         self.snapshotted = not config.get("snapshot", True)
         self.initialised = False  # weights and biases hold the whole network
+        self.holders_recorded = False  # the network, complete under other names, was recorded
         self.alias_candidates = {}  # global name -> (holder, key): the same array as weights[key] at init
         self.aliases = {}  # those of them that the student's functions use
         self.pid = os.getpid()
@@ -345,6 +371,11 @@ class Runner:
             if not self.snapshotted:
                 self.snapshotted = True
                 answer["snapshot"] = {n: self.exchange.encode(self.ns[n]) for n in ("weights", "biases")}
+        elif not self.snapshotted and not self.holders_recorded:
+            holders = network_holders(self.ns)  # layers kept under other names: params, layers, W1..b3
+            if holders:  # used by the grader only if weights/biases never come to hold the network
+                self.holders_recorded = True
+                answer["holders_snapshot"] = {n: self.exchange.encode(self.ns[n]) for n in holders}
         if self.alias_candidates:  # kept only for names the functions (defined so far) use
             used = names_used_by_functions(self.ns)
             self.aliases = {a: place for a, place in self.alias_candidates.items() if a in used}

@@ -271,6 +271,7 @@ class Sandbox:
         self._replay_errors: list[RunError] = []
         self._initial_params: dict[str, Any] | None = None
         self._aliases: dict[str, tuple[str, str]] = {}
+        self._holders_params: dict[str, Any] | None = None  # the network under other names, when first complete
         self._run_log: RunLog | None = None
         self._deadline = float("inf")
         self._requests = 0
@@ -335,8 +336,8 @@ class Sandbox:
         started = time.monotonic()
         outcomes = [self._run_cell(cell) for cell in self.submission.cells]
         errors = tuple(o.error for o in outcomes if o.error is not None) + tuple(self._replay_errors)
-        self._run_log = RunLog(tuple(outcomes), errors, self._initial_params, time.monotonic() - started,
-                               dict(self._aliases))
+        initial = self._initial_params if self._initial_params is not None else self._holders_params
+        self._run_log = RunLog(tuple(outcomes), errors, initial, time.monotonic() - started, dict(self._aliases))
         return self._run_log
 
     def namespace(self) -> dict[str, Symbol]:
@@ -401,6 +402,9 @@ class Sandbox:
             snapshot = answer.get("snapshot")
             if self._initial_params is None and isinstance(snapshot, dict):
                 self._initial_params = self._decode_mapping({"$": "dict", "items": list(snapshot.items())})
+            holders = answer.get("holders_snapshot")
+            if self._holders_params is None and isinstance(holders, dict):
+                self._holders_params = self._decode_mapping({"$": "dict", "items": list(holders.items())})
             if isinstance(answer.get("aliases"), dict):  # the latest: later cells define the functions
                 self._aliases = {str(k): (str(v[0]), str(v[1])) for k, v in answer["aliases"].items()
                                  if isinstance(v, list) and len(v) == 2}
