@@ -508,7 +508,7 @@ def read_layout(
         return None, None, [], first_problem or found.message
     names, values = found
     # The same holders recorded as soon as they held the network: their values then are the initialisation.
-    after_run = first_problem is not None or not recorded or set(recorded) != set(names.names)
+    after_run = first_problem is not None or not recorded or not set(names.names) <= set(recorded)
     if not after_run:
         values = {n: recorded[n] for n in names.names}
     layout = detect_layout_in(values)
