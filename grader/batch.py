@@ -34,13 +34,15 @@ def discover(paths: Iterable[str | Path]) -> list[Path]:
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
+            # Inside a folder, links are skipped: a link could hand in someone else's file (or /etc/shadow).
             found.extend(sorted(f for f in p.rglob("*") if f.suffix in SUFFIXES and f.is_file()
-                                and not _skipped(f.relative_to(p))))
+                                and not f.is_symlink() and not _skipped(f.relative_to(p))))
         elif p.is_file():
             found.append(p)
         else:
             raise FileNotFoundError(f"{p}: no such file or folder")
-    return list(dict.fromkeys(f.resolve() for f in found))
+    # Absolute, not resolved: a submission keeps its own name even when named through a link.
+    return list(dict.fromkeys(f.absolute() for f in found))
 
 
 def _skipped(relative: Path) -> bool:

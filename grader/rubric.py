@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,9 @@ import yaml
 from grader.sandbox.session import Limits
 
 DEFAULT_RUBRIC = Path(__file__).with_name("rubric.yaml")
+# Settings that make no sense at zero: sizes, counts, time and memory limits, learning rates.
+POSITIVE_SETTINGS = ("samples", "epochs", "_s", "_mb", "_kb", "nproc", "learning_rate", "toplevel_train",
+                     "toplevel_test", "threshold", "tolerance", "alpha")
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 
 
@@ -182,6 +186,8 @@ def _typed(f: dataclasses.Field, value: Any, where: str) -> Any:
             raise RubricError(f"{where}: expected true or false, got {value!r}")
     elif isinstance(default, (int, float)):
         number = _number(value, where)
+        if number < 0 or (number == 0 and f.name.endswith(POSITIVE_SETTINGS)):
+            raise RubricError(f"{where}: must be {'positive' if number == 0 else 'zero or more'}, got {value!r}")
         return int(number) if isinstance(default, int) and number.is_integer() else number
     elif isinstance(default, str) and not isinstance(value, str):
         raise RubricError(f"{where}: expected a string, got {value!r}")
@@ -203,4 +209,6 @@ def _only_keys(mapping: dict[str, Any], allowed: set[str], where: str) -> None:
 def _number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RubricError(f"{where}: expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise RubricError(f"{where}: expected a finite number, got {value!r}")
     return float(value)

@@ -110,3 +110,13 @@ def test_a_folder_of_student_folders_is_searched_and_named_by_student(tmp_path):
     found = discover([tmp_path / "class"])
     assert [p.relative_to(tmp_path).as_posix() for p in found] == ["class/ab123/hw1.py", "class/kv2154/hw1.py"]
     assert sorted(unique_stems(found).values()) == ["ab123-hw1", "kv2154-hw1"]
+
+
+def test_links_inside_a_class_folder_are_skipped(tmp_path):
+    from grader.batch import discover
+
+    (tmp_path / "class").mkdir()
+    (tmp_path / "class" / "kv2154.py").write_text("x = 1\n")
+    (tmp_path / "class" / "student42.py").symlink_to(ROOT / "reference" / "solution.py")
+    (tmp_path / "class" / "x.py").symlink_to("/etc/passwd")
+    assert [p.name for p in discover([tmp_path / "class"])] == ["kv2154.py"]
