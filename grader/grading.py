@@ -14,7 +14,7 @@ import numpy as np
 
 from grader import __version__
 from grader.adapter import SECONDS_PER_SAMPLE, build_student
-from grader.checks.backprop import check_backprop
+from grader.checks.backprop import RealStep, check_backprop, check_real_step
 from grader.checks.forward import ForwardCase, check_feed_forward_dataset, check_feed_forward_sample
 from grader.checks.helpers import check_helpers
 from grader.checks.initialisation import check_initialisation
@@ -161,15 +161,23 @@ def run_checks(
     def q3() -> list[CheckResult]:
         results, verdicts = check_backprop(student, list(data.probes), settings["Q3"])
         gradients.update(verdicts)
-        return results
+        (x, label), (x2, label2) = (data.train_images[0], int(data.train_labels[0])), data.probes[1]
+        steps = [RealStep("the handout's initialisation", init, x, label),
+                 RealStep("weights after one epoch of training", data.trained, x2, label2)]
+        real_steps.extend(steps)
+        return results + [check_real_step(student, steps, settings["Q3"].real_step_points)]
 
+    real_steps: list[RealStep] = []
     checks["Q3"] = _guarded("Q3", q3)
     if any(v.verdict == "wrong" for v in gradients.values()):
         scale = _own_input_scale(student, data, settings["Q3"].seed)
         if scale is not None:
-            checks["Q3"] = [_graded_on_own_forward(c, scale) for c in checks["Q3"]]
+            rejudged = check_real_step(student, real_steps, settings["Q3"].real_step_points, input_scale=scale)
+            checks["Q3"] = [rejudged if c.id == rejudged.id else _graded_on_own_forward(c, scale)
+                            for c in checks["Q3"]]
             for name, v in list(gradients.items()):
                 gradients[name] = replace(v, ok=True, diagnosis=_scaled_sentence(scale))
+    checks["Q3"] = _distrust_probes_if_real_step_fails(checks["Q3"])
 
     def q4() -> list[CheckResult]:
         loop = check_training_loop(student, init, data.train_images, data.train_labels, settings["Q4"])
@@ -203,6 +211,22 @@ def _accuracy_caveat(
     note = (f" Your network trains as well as the reference although Q3 found wrong gradients "
             f"({', '.join(wrong)}): accuracy alone does not show that backpropagation is right.")
     return replace(check, message=check.message + note)
+
+
+def _distrust_probes_if_real_step_fails(checks: list[CheckResult]) -> list[CheckResult]:
+    """A step right at the probes but wrong at ordinary weights has recognised the probes: no tensor credit.
+
+    A correct train_one_sample passes both; one that computes the gradient only when probed does not.
+    """
+    by_id = {c.id: c for c in checks}
+    real = by_id.get("Q3.real_step")
+    tensors = [by_id.get(f"Q3.{t}") for t in ("W1", "b1", "W2", "b2", "W3", "b3")]
+    if real is None or real.status != "failed" or not all(t is not None and t.status == "passed" for t in tensors):
+        return checks
+    note = ("Not credited: the gradient is right at the grader's probe points but an ordinary step is not "
+            "(see 'one ordinary step'), so the probes do not show how your step trains.")
+    return [replace(c, status="failed", score=0.0, message=f"{note} {c.message}") if c in tensors else c
+            for c in checks]
 
 
 INPUT_SCALES = {255.0: "divides inputs by 255", 256.0: "divides inputs by 256"}

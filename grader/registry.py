@@ -13,7 +13,8 @@ KNOWN_CHECKS: dict[str, tuple[str, ...]] = {
                      ("sigmoid", "dsigmoid", "softmax", "cross_entropy_loss", "integer_to_one_hot")),
     "Q1": ("Q1.structure", "Q1.W1.distribution", "Q1.W2.distribution", "Q1.W3.distribution", "Q1.biases"),
     "Q2": ("Q2.loss", "Q2.prediction", "Q2.dataset.loss", "Q2.dataset.accuracy", "Q2.signature"),
-    "Q3": tuple(f"Q3.{t}" for t in TENSORS) + ("Q3.learning_rate", "Q3.determinism", "Q3.zero_pixels", "Q3.signature"),
+    "Q3": tuple(f"Q3.{t}" for t in TENSORS) + ("Q3.real_step", "Q3.learning_rate", "Q3.determinism", "Q3.zero_pixels",
+                                                "Q3.signature"),
     "Q4": ("Q4.loop", "Q4.training", "Q4.signature"),
 }
 

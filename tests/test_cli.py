@@ -68,14 +68,14 @@ def test_a_second_run_regrades_only_what_changed(classroom, graded):
 
 def test_a_broken_rubric_stops_before_grading_and_names_the_key(tmp_path):
     rubric = tmp_path / "rubric.yaml"
-    text = (ROOT / "grader" / "rubric.yaml").read_text().replace("Q3.W1: 10", "Q3.W1: 11")
+    text = (ROOT / "grader" / "rubric.yaml").read_text().replace("Q3.W1: 9", "Q3.W1: 10")
     rubric.write_text(text)
     run = grade(str(ROOT / "submissions" / "kv2154.py"), "--rubric", str(rubric), "--out", str(tmp_path / "o"),
                 cwd=tmp_path)
     assert run.returncode == 2
     assert "add up to 101" in run.stderr and "'total' says 100" in run.stderr
     assert not (tmp_path / "o").exists()
-    rubric.write_text(text.replace("Q3.W1: 11", "Q3.W1: 10").replace("epochs: 3", "epochs: 3\n      epoch: 4"))
+    rubric.write_text(text.replace("Q3.W1: 10", "Q3.W1: 9").replace("epochs: 3", "epochs: 3\n      epoch: 4"))
     run = grade(str(ROOT / "submissions" / "kv2154.py"), "--rubric", str(rubric), cwd=tmp_path)
     assert run.returncode == 2 and "'epoch'" in run.stderr and "questions.Q4.settings" in run.stderr
 

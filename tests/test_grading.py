@@ -163,3 +163,13 @@ def test_a_rubric_can_make_the_handouts_signature_worth_points(tmp_path, data):
     assert bent.max_score == 102 and checks_of(bent)["Q3.signature"].score == 0
     handout = grade_submission(ROOT / "reference" / "solution.py", strict, data)
     assert handout.score == 102
+
+
+@pytest.mark.parametrize("name", ["fd_when_probed.py", "fd_detect_probe_point.py"])
+def test_a_step_that_is_right_only_when_probed_gets_no_backprop_credit(name, rubric, data):
+    """Attacks: finite differences at the probe's learning rates or weights, a wrong backprop otherwise."""
+    result = grade_submission(ROOT / "tests" / "fixtures" / "attacks" / name, rubric, data)
+    checks = checks_of(result)
+    assert checks["Q3.real_step"].status == "failed"
+    assert [checks[f"Q3.{t}"].score for t in ("W1", "b1", "W2", "b2", "W3", "b3")] == [0] * 6
+    assert "right at the grader's probe points but an ordinary step is not" in checks["Q3.W2"].message

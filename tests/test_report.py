@@ -483,7 +483,7 @@ def test_results_json_carries_each_check_s_message_status_and_visibility(graded)
     result = graded["kv2154"]
     tests = {t["extra_data"]["check"]: t for t in results_json(result)["tests"]}
     w1 = tests["Q3.W1"]
-    assert w1["number"] == "3.1" and w1["status"] == "failed" and w1["max_score"] == 10
+    assert w1["number"] == "3.1" and w1["status"] == "failed" and w1["max_score"] == 9
     assert result.gradients["b1"].diagnosis in tests["Q3.b1"]["output"]
     assert tests["Q3.learning_rate"]["visibility"] == "hidden"
     assert tests["helpers.sigmoid"]["number"].startswith("5.")

@@ -25,11 +25,11 @@ def test_the_shipped_rubric_totals_100_over_the_four_questions():
 
 
 @pytest.mark.parametrize("old, new, words", [
-    ("Q3.W1: 10", "Q3.W1: .nan", "finite number"),
-    ("Q3.W1: 10", "Q3.W1: .inf", "finite number"),
-    ("Q3.W1: 10", "Q3.W1: -10", "must not be negative"),
-    ("Q3.W1: 10", "Q3.W1: ten", "expected a number"),
-    ("Q3.W1: 10", "Q3.W9: 10", "unknown check 'Q3.W9'"),
+    ("Q3.W1: 9", "Q3.W1: .nan", "finite number"),
+    ("Q3.W1: 9", "Q3.W1: .inf", "finite number"),
+    ("Q3.W1: 9", "Q3.W1: -10", "must not be negative"),
+    ("Q3.W1: 9", "Q3.W1: ten", "expected a number"),
+    ("Q3.W1: 9", "Q3.W9: 9", "unknown check 'Q3.W9'"),
     ("epochs: 3", "epochs: 0", "questions.Q4.settings.epochs: must be positive"),
     ("train_samples: 3000", "train_samples: -5", "zero or more"),
     ("cell_timeout_s: 60", "cell_timeout_s: 0", "limits.cell_timeout_s: must be positive"),
