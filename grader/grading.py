@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -45,7 +46,7 @@ class GradingData:
     test_images: np.ndarray  # (n_test, 784) for Q2's dataset and Q4's evaluation
     test_labels: np.ndarray
     probes: tuple[tuple[np.ndarray, int], ...]  # Q2/Q3 probe digits (784,), of different classes
-    trained: Params  # reference parameters after one epoch on 1,000 images: Q2's dataset accuracy is not chance
+    trained: Params  # reference parameters after one epoch on 3,000 images: Q2's dataset accuracy is not chance
 
 
 def prepare_data(rubric: Rubric, mnist: Mnist | None = None, *, full: bool = False) -> GradingData:
@@ -64,7 +65,7 @@ def prepare_data(rubric: Rubric, mnist: Mnist | None = None, *, full: bool = Fal
     probes = probe_samples(test_images, test_labels, max(q3.max_samples, 5))
     train_images = network.flatten_images(mnist.x_train[:n_train])
     train_labels = mnist.y_train[:n_train].astype(np.int64)
-    trained = network.train_epoch(*network.init_params(), train_images[:1000], train_labels[:1000])
+    trained = network.train_epoch(*network.init_params(), train_images[:3000], train_labels[:3000])
     return GradingData(
         mnist.source, toplevel, train_images, train_labels, test_images, test_labels,
         tuple((np.asarray(x), int(y)) for x, y in probes), trained,
@@ -99,7 +100,8 @@ def grade_submission(
     with Sandbox(submission, data.toplevel, limits, hide=hide) as box:
         run = box.run_cells()
         student = build_student(box, run)
-        checks, gradients, training, figures = run_checks(student, rubric, data)
+        variant = int(hashlib.sha256(path.read_bytes()).hexdigest()[:12], 16)
+        checks, gradients, training, figures = run_checks(student, rubric, data, variant)
         protections = box.protections()
         errors = tuple(run.errors) + _problems_as_errors(student)
         adaptations = tuple(getattr(student, "adaptations", ()))
@@ -131,7 +133,7 @@ def _start_reference_training(rubric: Rubric, data: GradingData) -> None:
 
 
 def run_checks(
-    student: Student, rubric: Rubric, data: GradingData
+    student: Student, rubric: Rubric, data: GradingData, variant: int = 0
 ) -> tuple[dict[str, list[CheckResult]], dict[str, GradientVerdict], dict[str, Any], dict[str, Any]]:
     """Every question's checks on one student, each question on its own (a crash costs only that question)."""
     settings = {q: (rubric.questions[q].settings if q in rubric.questions else cls())
@@ -151,10 +153,13 @@ def run_checks(
                  for i, (x, y) in enumerate(data.probes[:3])]
         cases += [ForwardCase(init, x, y, f"handout initialisation, digit {i + 1}")
                   for i, (x, y) in enumerate(data.probes[3:5])]
+        # Which 200 test images: fixed by the submission's own bytes, so the same file always gets the same
+        # figures while figures copied from another run's report do not fit.
         n = min(200, len(data.test_labels))
+        start = variant % (len(data.test_labels) - n + 1)
         return (check_feed_forward_sample(student, cases, settings["Q2"])
-                + check_feed_forward_dataset(student, data.trained, data.test_images[:n],
-                                             data.test_labels[:n], settings["Q2"]))
+                + check_feed_forward_dataset(student, data.trained, data.test_images[start:start + n],
+                                             data.test_labels[start:start + n], settings["Q2"]))
 
     checks["Q2"] = _guarded("Q2", q2)
 

@@ -296,7 +296,7 @@ def test_the_default_namespace_is_the_callers_globals(mnist):
     ns = solution_namespace(mnist)
     ns["M"] = mnist
     exec("from grader.selfcheck import check\nreport = check('Q2', mnist=M, show=False)", ns)
-    assert isinstance(ns["report"], SelfCheckReport) and ns["report"].score == 17
+    assert isinstance(ns["report"], SelfCheckReport) and ns["report"].score == 20
 
 
 # ----------------------------------------------------------------------------- the kernel box
