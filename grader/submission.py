@@ -16,7 +16,8 @@ import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
-MAX_SOURCE_BYTES = 5 * 1024 * 1024
+MAX_SOURCE_BYTES = 5 * 1024 * 1024  # of code
+MAX_NOTEBOOK_BYTES = 200 * 1024 * 1024  # of a whole notebook: saved outputs (plots) can be large
 _MARKER = re.compile(r"^#\s*(In\s*\[[\d\s]*\]\s*:|%%)")
 _MAGIC = re.compile(r"^\s*[%!]")
 _CONTINUATION = re.compile(r"^(else\b|elif\b|except\b|finally\b|case\b|[)\]}])")
@@ -72,7 +73,8 @@ def load_submission(path: str | Path) -> Submission | NotGradable:
     except OSError as exc:
         return NotGradable(name, path, f"cannot read {path.name}: {exc.strerror or exc}")
     if raw is None:
-        return NotGradable(name, path, f"{path.name} is larger than {MAX_SOURCE_BYTES // 1024 // 1024} MB")
+        limit = MAX_NOTEBOOK_BYTES if suffix == ".ipynb" else MAX_SOURCE_BYTES
+        return NotGradable(name, path, f"{path.name} is larger than {limit // 1024 // 1024} MB")
     if suffix == ".ipynb":
         return _load_notebook(name, path, raw)
     try:
@@ -83,9 +85,10 @@ def load_submission(path: str | Path) -> Submission | NotGradable:
 
 
 def _read_bounded(path: Path) -> bytes | None:
+    limit = MAX_NOTEBOOK_BYTES if path.suffix.lower() == ".ipynb" else MAX_SOURCE_BYTES
     with open(path, "rb") as f:
-        raw = f.read(MAX_SOURCE_BYTES + 1)
-    return None if len(raw) > MAX_SOURCE_BYTES else raw
+        raw = f.read(limit + 1)
+    return None if len(raw) > limit else raw
 
 
 def _decode_python(raw: bytes) -> str:
@@ -245,4 +248,6 @@ def _load_notebook(name: str, path: Path, raw: bytes) -> Submission | NotGradabl
         source = strip_magics(source.replace("\r\n", "\n"))
         if source.strip():
             cells.append(Cell(len(cells), source, 1, f"cell {position}"))
+    if sum(len(c.source) for c in cells) > MAX_SOURCE_BYTES:
+        return NotGradable(name, path, f"{path.name} has more than {MAX_SOURCE_BYTES // 1024 // 1024} MB of code")
     return Submission(name, path, tuple(cells))

@@ -135,3 +135,15 @@ def test_handout_fixtures_load_as_gradable_submissions():
     assert isinstance(rebinding, Submission) and len(rebinding.cells) > 10
     assert isinstance(inplace, Submission) and len(inplace.cells) == 4
     assert "%matplotlib" not in inplace.cells[1].source
+
+
+def test_a_notebook_made_large_by_saved_outputs_is_still_loaded(tmp_path):
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell("weights = 1")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": "A" * (8 * 1024 * 1024)})]
+    path = tmp_path / "big.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), path)
+    assert path.stat().st_size > 8 * 1024 * 1024
+    loaded = load_submission(path)
+    assert [c.source for c in loaded.cells] == ["weights = 1"]
