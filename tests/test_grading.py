@@ -173,3 +173,10 @@ def test_a_step_that_is_right_only_when_probed_gets_no_backprop_credit(name, rub
     assert checks["Q3.real_step"].status == "failed"
     assert [checks[f"Q3.{t}"].score for t in ("W1", "b1", "W2", "b2", "W3", "b3")] == [0] * 6
     assert "right at the grader's probe points but an ordinary step is not" in checks["Q3.W2"].message
+
+
+def test_a_notebook_cell_that_initialises_and_then_trains_is_recorded_in_between(rubric, data):
+    """The reference solution as one notebook cell: the initialisation is recorded before the training."""
+    result = grade_submission(ROOT / "tests" / "fixtures" / "attacks" / "nb_one_cell_init_and_train.ipynb",
+                              rubric, data)
+    assert checks_of(result)["Q1.biases"].status == "passed" and result.score == 100

@@ -6,6 +6,7 @@ JSON, one answer per request). Arrays travel as .npy files (never pickle) in the
 the grader writes to `to_child`, this process writes to `from_child`.
 """
 
+import ast
 import builtins
 import faulthandler
 import importlib.machinery
@@ -199,6 +200,16 @@ NETWORK_BIASES = (32, 32, 10)
 MAX_HOLDER_SIZE = 200_000  # elements; a global this large holds data, not the network
 
 
+def statements_of(source, filename):
+    """The top-level statements, each compiled alone with its real line numbers; None if it does not parse."""
+    try:
+        tree = ast.parse(source, filename)
+        return [compile(ast.Module(body=[node], type_ignores=[]), filename, "exec", dont_inherit=True)
+                for node in tree.body]
+    except (SyntaxError, ValueError, OverflowError, RecursionError, MemoryError):
+        return None
+
+
 def network_holders(ns):
     """The globals that together hold the whole network's arrays (three matrices, three biases), or ()."""
     holders, matrices, biases = [], [], []
@@ -358,13 +369,29 @@ class Runner:
         filename, first_line = req["filename"], req["first_line"]
         self.register_lines(filename, req["source"], first_line)
         source = "\n" * (first_line - 1) + req["source"]
+        answer = {"snapshot": None}
+        statements = statements_of(source, filename)
 
         def run():
-            exec(compile(source, filename, "exec", dont_inherit=True), self.ns)
+            if statements is None:  # does not parse: compiling it raises the SyntaxError, as Jupyter would
+                exec(compile(source, filename, "exec", dont_inherit=True), self.ns)
+            # One statement at a time, so that a cell which initialises and then trains is recorded in between;
+            # the first error ends the cell, as in Jupyter.
+            for statement in statements or ():
+                exec(statement, self.ns)
+                self.note_initialisation(answer)
 
         _, error, (out, out_dropped), (err, err_dropped) = self.guarded(run)
-        answer = {"error": error, "stdout": out, "stdout_dropped": out_dropped, "stderr": err,
-                  "stderr_dropped": err_dropped, "snapshot": None}
+        answer.update(error=error, stdout=out, stdout_dropped=out_dropped, stderr=err, stderr_dropped=err_dropped)
+        self.note_initialisation(answer)
+        if self.alias_candidates:  # kept only for names the functions (defined so far) use
+            used = names_used_by_functions(self.ns)
+            self.aliases = {a: place for a, place in self.alias_candidates.items() if a in used}
+            answer["aliases"] = {alias: [holder, repr(key)] for alias, (holder, key) in self.aliases.items()}
+        return answer
+
+    def note_initialisation(self, answer):
+        """Record weights/biases (or the network under other names) the first time they are complete."""
         if not self.initialised and holds_network(self.ns.get("weights"), self.ns.get("biases")):
             self.initialised = True  # also on a replay after a restart, where no snapshot is wanted
             self.alias_candidates = find_aliases(self.ns, ("weights", "biases"))
@@ -376,11 +403,6 @@ class Runner:
             if holders:  # used by the grader only if weights/biases never come to hold the network
                 self.holders_recorded = True
                 answer["holders_snapshot"] = {n: self.exchange.encode(self.ns[n]) for n in holders}
-        if self.alias_candidates:  # kept only for names the functions (defined so far) use
-            used = names_used_by_functions(self.ns)
-            self.aliases = {a: place for a, place in self.alias_candidates.items() if a in used}
-            answer["aliases"] = {alias: [holder, repr(key)] for alias, (holder, key) in self.aliases.items()}
-        return answer
 
     def op_namespace(self, req):
         return {"symbols": {name: describe(value) for name, value in list(self.ns.items())
