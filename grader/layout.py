@@ -137,7 +137,7 @@ def _lookup(trees: Mapping[str, Any], path: Path) -> Any:
                 raise LookupError(f"{here} has {len(value)} items, not {key + 1}")
             value = value[key]
         else:
-            raise LookupError(f"{here} is a {type(value).__name__}, not a container with {key!r}")
+            raise LookupError(f"{here} is {_kind_of(value)}, not a container with {key!r}")
     return value
 
 
@@ -451,7 +451,7 @@ def to_student(params: Params, layout: Layout) -> dict[str, Any]:
 def _read_weight(value: Any, path: Path, layer: LayerLayout, context: str) -> np.ndarray | LayoutProblem:
     where = f"{context}, {path_text(path)}" if context else path_text(path)
     if not isinstance(value, np.ndarray):
-        return LayoutProblem(f"{where} is a {type(value).__name__}: expected an array {layer.w_shape}")
+        return LayoutProblem(f"{where} is {_kind_of(value)}: expected an array {layer.w_shape}")
     if value.dtype.kind not in "fiu":
         return LayoutProblem(f"{where} has dtype {value.dtype}: expected floats")
     if value.shape != layer.w_shape:
@@ -473,7 +473,7 @@ def _read_bias(
     n = layer.n_out
     where = f"{context}, {path_text(path)}" if context else path_text(path)
     if not isinstance(value, np.ndarray):
-        return LayoutProblem(f"{where} is a {type(value).__name__}: expected an array of shape {(n,)}"), None
+        return LayoutProblem(f"{where} is {_kind_of(value)}: expected an array of shape {(n,)}"), None
     if value.dtype.kind not in "fiu":
         return LayoutProblem(f"{where} has dtype {value.dtype}: expected floats"), None
     if value.shape == (n, n):
@@ -629,3 +629,9 @@ def find_parameter_globals(
     names = top[0]
     note = None if names == ("weights", "biases") else f"parameters read from {', '.join(names)}"
     return ParameterGlobals(names, note)
+
+
+def _kind_of(value: Any) -> str:
+    """'a list', or for a value the sandbox could not send ('a generator'), the student's own type name."""
+    name = getattr(value, "type_name", None) or type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
