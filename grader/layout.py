@@ -634,4 +634,5 @@ def find_parameter_globals(
 def _kind_of(value: Any) -> str:
     """'a list', or for a value the sandbox could not send ('a generator'), the student's own type name."""
     name = getattr(value, "type_name", None) or type(value).__name__
-    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+    why = f" ({value.repr})" if getattr(value, "type_name", None) and getattr(value, "repr", None) else ""
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}{why}"

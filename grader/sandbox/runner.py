@@ -82,8 +82,8 @@ class BoundedWriter:
 class Exchange:
     """Value trees <-> JSON, arrays as .npy files: read from `inbox`, written to `outbox`."""
 
-    def __init__(self, inbox, outbox):
-        self.inbox, self.outbox, self.count = inbox, outbox, 0
+    def __init__(self, inbox, outbox, max_array_bytes=256 * 2**20):
+        self.inbox, self.outbox, self.count, self.max_array_bytes = inbox, outbox, 0, max_array_bytes
 
     def encode(self, value, fingerprints=False, depth=0, seen=None):
         seen = set() if seen is None else seen
@@ -117,6 +117,9 @@ class Exchange:
             return opaque(array, f"array of dtype {array.dtype} (only numeric arrays are read)")
         if fingerprints:
             return fingerprint(array)
+        if array.nbytes > self.max_array_bytes:
+            return opaque(array, f"an array of shape {array.shape}, larger than the grader reads "
+                                 f"({self.max_array_bytes // 2**20} MB)")
         while True:  # student code may have planted files at the names this would use
             self.count += 1
             name = f"c{self.count}.npy"
@@ -331,7 +334,8 @@ def sync_rebound_aliases(ns, aliases, bound):
 class Runner:
     def __init__(self, config):
         self.config = config
-        self.exchange = Exchange(config["inbox"], config["outbox"])
+        self.exchange = Exchange(config["inbox"], config["outbox"],
+                                 config.get("max_array_bytes", 256 * 2**20))
         self.limit = config["output_chars"]
         self.out, self.err = BoundedWriter(self.limit), BoundedWriter(self.limit)
         self.ns = {"__name__": "__main__", "__builtins__": builtins}

@@ -555,6 +555,7 @@ class Sandbox:
                   "outbox": str(base / "outbox"), "scratch": str(base / "scratch"),
                   "shims": str(base / "shims"),
                   "mpl_cache": str(base / "mplcache"), "output_chars": self.limits.output_kb * 1024,
+                  "max_array_bytes": min(self.limits.max_array_mb, self.limits.file_mb) * 2**20,
                   "argv0": self.submission.path.name, "snapshot": self._initial_params is None,
                   "probe_secret": str(base / "probe-secret"), "grader_pid": os.getpid(),
                   "hidden": isolation.hidden_allowances(self._hidden(), self._kept()) if self.isolated
