@@ -23,3 +23,23 @@ def _restore_reference_solution_globals():
     yield
     for name, value in saved.items():
         setattr(solution, name, value)
+
+
+@pytest.fixture(scope="session")
+def rubric():
+    """The shipped rubric."""
+    from grader.rubric import load_rubric
+
+    return load_rubric()
+
+
+@pytest.fixture(scope="session")
+def data(rubric):
+    """Grading data cut from the shipped MNIST sample (the same whatever MNIST_PATH says)."""
+    from pathlib import Path
+
+    from grader.grading import prepare_data
+    from reference.mnist import load_mnist
+
+    sample = Path(__file__).resolve().parents[1] / "reference" / "data" / "mnist_sample.npz"
+    return prepare_data(rubric, load_mnist(sample))

@@ -7,21 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.grading import grade_submission, prepare_data
-from grader.rubric import load_rubric
-from reference.mnist import load_mnist
+from grader.grading import grade_submission
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def rubric():
-    return load_rubric()
-
-
-@pytest.fixture(scope="module")
-def data(rubric):
-    return prepare_data(rubric, load_mnist(ROOT / "reference" / "data" / "mnist_sample.npz"))
 
 
 @pytest.fixture(scope="module")
