@@ -147,6 +147,7 @@ class SandboxStudent:
         form: DataForm,
         adaptations: Sequence[str],
         layout_problem: str | None = None,
+        rate_global: str | None = None,
     ):
         self.box = box
         self.layout = layout
@@ -157,6 +158,7 @@ class SandboxStudent:
         self._problems = dict(problems)  # function -> why it cannot be called
         self._layout_problem = layout_problem
         self._adaptations = list(adaptations)
+        self.rate_global = rate_global  # a global learning rate the grader sets, for a step that takes none
 
     # ----- what the report shows
 
@@ -177,8 +179,6 @@ class SandboxStudent:
         self._adaptations += [n for n in notes if n and n not in self._adaptations]
 
     # ----- the Student protocol
-
-    rate_global: str | None = None  # a global learning rate the grader sets, for a step that takes none
 
     def has(self, function: str) -> bool:
         return function in self.functions
@@ -443,9 +443,8 @@ def build_student(box: Sandbox, run: RunLog) -> SandboxStudent:
     adaptations += [_aliases_note(run.aliases)] if getattr(run, "aliases", None) else []
     functions = {name: tuple(s or ()) for name, s in signatures.items()}
     adaptations = list(dict.fromkeys(adaptations))
-    student = SandboxStudent(box, layout, initial, functions, plans, problems, form, adaptations, layout_problem)
-    student.rate_global = rate_global
-    return student
+    return SandboxStudent(box, layout, initial, functions, plans, problems, form, adaptations, layout_problem,
+                          rate_global)
 
 
 LEARNING_RATE_NAMES = ("learning_rate", "lr", "eta", "alpha", "step_size", "LEARNING_RATE", "LR", "ETA", "ALPHA")

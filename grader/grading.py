@@ -94,7 +94,7 @@ def grade_submission(
     _start_reference_training(rubric, data)
     limits = rubric.limits
     # Q4 trains the student's code for a few epochs: give a long (e.g. --full) run the time it needs.
-    epochs = rubric.questions["Q4"].settings.epochs if "Q4" in rubric.questions else 3
+    epochs = _q4_settings(rubric, data).epochs
     needed = (epochs + 1) * len(data.train_labels) * SECONDS_PER_SAMPLE + rubric.limits.total_timeout_s
     limits = replace(limits, total_timeout_s=max(limits.total_timeout_s, needed))
     with Sandbox(submission, data.toplevel, limits, hide=hide) as box:
@@ -122,12 +122,11 @@ def _start_reference_training(rubric: Rubric, data: GradingData) -> None:
 
     The parent only waits on the child meanwhile, so on two cores this hides the reference's training.
     """
-    settings = _q4_settings(rubric, data)
-    x, y = data.train_images[: settings.train_samples], data.train_labels[: settings.train_samples]
-    xt, yt = data.test_images[: settings.test_samples], data.test_labels[: settings.test_samples]
+    settings = _q4_settings(rubric, data)  # sized to the prepared data: Q4 trains on all of it
     threading.Thread(
         target=reference_history,
-        args=(network.init_params(), x, y, xt, yt, settings.epochs, settings.learning_rate),
+        args=(network.init_params(), data.train_images, data.train_labels, data.test_images, data.test_labels,
+              settings.epochs, settings.learning_rate),
         daemon=True,
     ).start()
 
