@@ -7,7 +7,7 @@ import io
 from collections.abc import Iterable
 from typing import Any
 
-from grader.report.common import as_dict, is_not_gradable, points, question_sort_key
+from grader.report.common import as_dict, is_not_gradable, question_sort_key
 
 LEADING = ("submission", "path")
 TRAILING = ("total", "max_score", "status")
@@ -27,14 +27,20 @@ def grade_rows(results: Iterable[Any]) -> tuple[list[str], list[dict[str, str]]]
     rows = []
     for d in data:
         row = {c: "0" for c in columns}
-        row.update({q["id"]: points(q["score"]) for q in d["questions"]})
+        row.update({q["id"]: gradebook_points(q["score"]) for q in d["questions"]})
         row["submission"] = _cell(d["submission"])
         row["path"] = _cell(d["path"])
-        row["total"] = points(d["score"])
-        row["max_score"] = points(d["max_score"])
+        row["total"] = gradebook_points(d["score"])
+        row["max_score"] = gradebook_points(d["max_score"])
         row["status"] = _status(d)
         rows.append(row)
     return columns, rows
+
+
+def gradebook_points(x: float) -> str:
+    """A score for a gradebook: to the hundredth, without trailing zeros (61.3036 -> 61.3, 99.996 -> 100)."""
+    text = f"{round(float(x), 2):.2f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
 
 
 def _status(d: dict[str, Any]) -> str:
