@@ -276,7 +276,8 @@ def protections(memory_mb: int = 2048, file_mb: int = 64, nproc: int = 64,
                   f"size {file_mb} MB, no core dumps; one BLAS/OpenMP thread; stdin is /dev/null; output bounded")
     common = ("fresh PID namespace: the grader's processes are invisible; a time-out kills every process the "
               "submission started, setsid() grandchildren included",
-              "fresh network namespace: no network, and no unix socket of the machine is reachable")
+              "fresh network namespace: no network" + (", and no unix socket of the machine is reachable (none "
+                                                         "is in its filesystem)" if engine == "bwrap" else ""))
     if engine == "bwrap":
         who = ("child runs as its own unprivileged uid (no account), no supplementary groups, no capabilities, "
                "no new privileges" if is_root() else
