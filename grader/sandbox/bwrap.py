@@ -103,9 +103,10 @@ def wrap(argv: Sequence[str], view: Sequence[str], uid_gid: tuple[int, int] | No
     keep = ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
     drop = [found["setpriv"] or "setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--no-new-privs",
             "--bounding-set=-all", "--inh-caps=-all", "--"]
-    # the child is pid 1 of its own PID namespace, as with `unshare`: nothing inside can signal its monitors
-    inner = [bwrap, "--unshare-user", "--disable-userns", "--unshare-pid", "--as-pid-1", "--uid", str(uid),
-             "--gid", str(gid), "--die-with-parent", "--bind", "/", "/", "--"]
+    # The child is pid 1 of its own PID namespace and leads its own session, as with `unshare`: nothing it
+    # starts can signal the monitors above it (kill(0), kill(-1), kill(getppid()) reach only its own processes).
+    inner = [bwrap, "--unshare-user", "--disable-userns", "--unshare-pid", "--as-pid-1", "--new-session",
+             "--uid", str(uid), "--gid", str(gid), "--die-with-parent", "--bind", "/", "/", "--"]
     return [*outer, *keep, "--", *drop, *inner, *argv]
 
 

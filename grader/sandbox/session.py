@@ -147,7 +147,7 @@ class _TimedOut(Exception):
 class _Child:
     """One running runner process: its pipes, and how to kill all it started."""
 
-    def __init__(self, proc: subprocess.Popen, request_fd: int, answer_fd: int, max_line: int, log: Path):
+    def __init__(self, proc: subprocess.Popen, request_fd: int, answer_fd: int, max_line: int, log: int):
         self.proc, self.request_fd, self.answer_fd, self.max_line, self.log = (
             proc, request_fd, answer_fd, max_line, log)
         self.buffer = bytearray()
@@ -277,14 +277,22 @@ def _parse(line: bytes) -> dict[str, Any] | None:
     return answer if isinstance(answer, dict) else None
 
 
-def _tail(path: Path, size: int = 2000) -> str | None:
+def _tail(log_fd: int, size: int = 2000) -> str | None:
+    """The end of the child's captured stdout/stderr."""
     try:
-        with open(path, "rb") as f:
-            f.seek(max(0, os.fstat(f.fileno()).st_size - size))
-            text = f.read().decode("utf-8", "replace").strip()
+        end = os.fstat(log_fd).st_size
+        text = os.pread(log_fd, size, max(0, end - size)).decode("utf-8", "replace").strip()
     except OSError:
         return None
     return text or None
+
+
+def _output_log(base: Path) -> int:
+    """Where the child's own stdout/stderr go: a memfd (in memory, gone with its last fd; RLIMIT_FSIZE bounds it)
+    or, where there is none, a file in the sandbox directory."""
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create("grader-child-output", os.MFD_CLOEXEC)
+    return os.open(base / "child-output.log", os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
 
 
 class Sandbox:
@@ -323,7 +331,7 @@ class Sandbox:
         self._cgroup: cgroups.Cgroup | None = None
         self._cgroup_note = "no cgroup (not isolated)"
         self._budget = ReadBudget(self.limits.max_answer_mb * 2**20)
-        self._verified: dict[str, bool] = {}
+        self._log_fd: int | None = None
 
     # ----- lifecycle -----
 
@@ -340,6 +348,7 @@ class Sandbox:
         self._base = Path(tempfile.mkdtemp(prefix="grader-box-"))
         try:
             self._layout()
+            self._log_fd = _output_log(self._base)
             if self.isolated:
                 self._cgroup, self._cgroup_note = cgroups.Cgroup.make(
                     self.limits.memory_mb * 2**20, self.limits.nproc + HELPER_PROCESSES)
@@ -358,7 +367,7 @@ class Sandbox:
             self._child.kill()
             self._child.close()
             self._child = None
-        for fd_name in ("_inbox_fd", "_outbox_fd"):
+        for fd_name in ("_inbox_fd", "_outbox_fd", "_log_fd"):
             fd = getattr(self, fd_name, None)
             if fd is not None:
                 os.close(fd)
@@ -501,16 +510,28 @@ class Sandbox:
             self._discard_child()
             return None, RunError(ended.kind, where, f"{where}: {ended.message}", ended.detail), False
         if "protocol_error" in answer:
+            full = self._outbox_full()
             self._discard_child()
+            if full:
+                return None, self._over_budget(where, "the answer folder is full"), False
             message = (f"{where}: the sandbox's runner failed, probably because the code changed its "
                        f"environment: {answer['protocol_error']}")
             return None, RunError("crash", where, message), False
         self._budget = ReadBudget(max(0, self.limits.max_answer_mb * 2**20 - self._child.line_bytes))
         return answer, None, False
 
-    def _over_budget(self, where: str) -> RunError:
+    def _over_budget(self, where: str, why: str = "") -> RunError:
         return RunError("output_limit", where, f"{where}: the values sent back exceed the grader's limit of "
-                                               f"{self.limits.max_answer_mb} MB per request")
+                                               f"{self.limits.max_answer_mb} MB per request" + (f" ({why})" if why
+                                                                                                else ""))
+
+    def _outbox_full(self) -> bool:
+        """True when the child's answer folder (a tmpfs of max_answer_mb) has under 1 MB left."""
+        try:
+            info = os.fstatvfs(self._outbox_fd) if self._outbox_fd is not None else None
+        except OSError:
+            return False
+        return info is not None and info.f_bavail * info.f_frsize < 2**20 < info.f_blocks * info.f_frsize
 
     def _restart(self) -> None:
         """Start a fresh child and replay the cells that completed; drop a cell whose replay fails."""
@@ -556,12 +577,16 @@ class Sandbox:
         return {str(k): reader.decode(v) for k, v in items or [] if isinstance(k, str)}
 
     def _sweep_outbox(self) -> None:
-        """Delete whatever the child left in the outbox (files the grader did not ask for)."""
-        for name in os.listdir(self._outbox_fd):
-            try:
-                os.unlink(name, dir_fd=self._outbox_fd)
-            except OSError:
-                pass
+        """Delete whatever the child left in the outbox (files the grader did not ask for), one entry at a time:
+        a flood of names never becomes a list in the grader."""
+        if self._outbox_fd is None:
+            return
+        with os.scandir(self._outbox_fd) as entries:
+            for entry in entries:
+                try:
+                    os.unlink(entry.name, dir_fd=self._outbox_fd)
+                except OSError:
+                    pass
 
     # ----- starting the child -----
 
@@ -668,15 +693,15 @@ class Sandbox:
                   "grader_pid": os.getpid()}
         command, env, nproc = self._command([], config)
         memory_mb, _ = self._process_limits()
-        log = base / "child-output.log"
+        log = self._log_fd
+        assert log is not None
         joins = [os.open(p, os.O_WRONLY) for p in self._cgroup.procs_files()] if self._cgroup else []
         try:
-            with open(log, "ab") as out:
-                proc = subprocess.Popen(
-                    command, stdin=subprocess.DEVNULL, stdout=out, stderr=out, pass_fds=(request_r, answer_w),
-                    env=env, cwd=base, start_new_session=True,
-                    preexec_fn=isolation.rlimit_setter(memory_mb, self.limits.file_mb, nproc,
-                                                       strict=self.isolated, join=joins))
+            proc = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(request_r, answer_w),
+                env=env, cwd=base, start_new_session=True,
+                preexec_fn=isolation.rlimit_setter(memory_mb, self.limits.file_mb, nproc,
+                                                   strict=self.isolated, join=joins))
         finally:
             for fd in (request_r, answer_w, *joins):
                 os.close(fd)
