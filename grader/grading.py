@@ -22,6 +22,7 @@ from grader.checks.initialisation import check_initialisation
 from grader.checks.signatures import FUNCTIONS, check_signatures
 from grader.checks.training import check_short_training, check_training_loop, reference_history
 from grader.gradients import probe_point, probe_samples
+from grader.problems import problem_labels
 from grader.registry import KNOWN_CHECKS, SETTINGS_CLASSES
 from grader.results import CheckResult, GradientVerdict, QuestionResult, RunError, SubmissionResult
 from grader.rubric import Rubric
@@ -89,7 +90,8 @@ def grade_submission(
     if isinstance(submission, NotGradable):
         error = RunError("not_gradable", path.name, f"not gradable: {submission.reason}")
         questions = tuple(score_question(q, [], rubric) for q in _question_ids(rubric))
-        return _finish(header, questions, errors=(error,), started=started, visible_only=visible_only)
+        return _finish(header, questions, errors=(error,), problems=problem_labels(submission, (error,)),
+                       started=started, visible_only=visible_only)
 
     _start_reference_training(rubric, data)
     limits = rubric.limits
@@ -107,6 +109,7 @@ def grade_submission(
         adaptations = tuple(getattr(student, "adaptations", ()))
     questions = tuple(score_question(q, checks.get(q, []), rubric) for q in _question_ids(rubric))
     return _finish(header, questions, gradients=gradients, training=training, errors=errors,
+                   problems=problem_labels(submission, errors),
                    adaptations=adaptations, protections=protections, figures=figures,
                    started=started, visible_only=visible_only)
 

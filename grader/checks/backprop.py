@@ -230,7 +230,8 @@ def _tensor_result(probes: list[_Probe], name: str, settings: BackpropSettings) 
     }
     status = "passed" if verdict.ok else "failed"
     result = CheckResult(f"Q3.{name}", TITLE.format(name), status, round(points * fraction, 6), points,
-                         message, details=details)
+                         message, details=details, mistake_id=found.mistake if found else None,
+                         fix=found.sentence if found else None)
     return result, verdict
 
 
@@ -270,7 +271,8 @@ def _rate_result(probes: list[_Probe], settings: BackpropSettings) -> CheckResul
     if found is not None:
         message += " " + found.text
         details["mistake"] = found.mistake
-    return CheckResult(check_id, SIDE_CHECKS[check_id], "failed", 0.0, points, message, details=details)
+    return CheckResult(check_id, SIDE_CHECKS[check_id], "failed", 0.0, points, message, details=details,
+                       mistake_id=found.mistake if found else None, fix=found.sentence if found else None)
 
 
 def _note_result(probes: list[_Probe], check_id: str, points: float, passed: str) -> CheckResult:

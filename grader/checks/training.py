@@ -338,6 +338,17 @@ def _training_fraction(gap: float, settings: TrainingSettings) -> float:
     )
 
 
+def _credit_rule(gap: float, fraction: float, settings: TrainingSettings) -> str:
+    """How a gap below the reference became partial credit, in one sentence with the numbers."""
+    full, zero = 100 * settings.accuracy_tolerance, 100 * settings.zero_credit_gap
+    rule = (f"Credit is full up to {full:.0f} points below the reference and falls linearly to none at "
+            f"{zero:.0f} points below")
+    if fraction <= 0:
+        return f"{rule}: {100 * gap:.1f} points below earns nothing."
+    return (f"{rule}: {100 * gap:.1f} points below earns 1 - ({100 * gap:.1f} - {full:.0f}) / "
+            f"({zero:.0f} - {full:.0f}) = {100 * fraction:.0f}% of the points.")
+
+
 def _percent(values: list[float]) -> str:
     return " -> ".join(f"{100 * v:.1f}%" for v in values)
 
@@ -441,8 +452,9 @@ def _training_result(details: dict[str, Any], settings: TrainingSettings) -> Che
     else:
         message = (
             f"Your network ends {100 * gap:.1f} points below the reference (tolerance "
-            f"{100 * settings.accuracy_tolerance:.0f}): {figures}."
+            f"{100 * settings.accuracy_tolerance:.0f}): {figures}. {_credit_rule(gap, fraction, settings)}"
         )
-    details = {**details, "gap": gap}
+    details = {**details, "gap": gap, "full_credit_gap": settings.accuracy_tolerance,
+               "zero_credit_gap": settings.zero_credit_gap}
     status = "passed" if fraction == 1.0 else "failed"
     return CheckResult(check_id, title, status, round(points * fraction, 6), points, message, details=details)
