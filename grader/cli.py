@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.doctor:
         from grader.doctor import doctor
 
-        return doctor()
+        return doctor(args.rubric)
     if not args.paths:
         parser().print_usage(sys.stderr)
         print("grade: error: name at least one submission file or folder", file=sys.stderr)

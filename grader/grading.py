@@ -203,7 +203,7 @@ def run_checks(
         figures["training"] = training
     figures.update(_init_figures(student.initial_params))
     if any(not v.ok for v in gradients.values()):
-        figures.update(_gradient_figures(student, data, settings["Q3"].seed))
+        figures.update(_gradient_figures(student, data, settings["Q3"].seed, _named_probe(checks["Q3"])))
     return checks, gradients, training, figures
 
 
@@ -293,13 +293,22 @@ def _init_figures(params: Params | None) -> dict[str, Any]:
     return {"init": init} if init else {}
 
 
-def _gradient_figures(student: Student, data: GradingData, seed: int) -> dict[str, Any]:
-    """figures["gradients"]: the student's implied gradient and the finite differences at the first probe."""
+def _named_probe(q3: list[CheckResult]) -> int:
+    """The index of the probe digit Q3.W1's message names as its worst (0 when it names none)."""
+    w1 = next((c for c in q3 if c.id == "Q3.W1"), None)
+    labels = w1.details.get("labels") if w1 else None
+    named = w1.details.get("worst_label") if w1 else None
+    return labels.index(named) if isinstance(labels, list) and named in labels else 0
+
+
+def _gradient_figures(student: Student, data: GradingData, seed: int, index: int = 0) -> dict[str, Any]:
+    """figures["gradients"]: the student's implied gradient and the finite differences at probe `index` (the
+    digit the W1 check names), with that digit's label and pixels."""
     from grader.gradients import TENSOR_NAMES, finite_difference_gradient, implied_gradient, tensor
     from grader.student import StudentCodeError
 
-    x, label = data.probes[0]
-    params = probe_point(x, seed)
+    x, label = data.probes[index]
+    params = probe_point(x, seed + index)
     try:
         after = student.train_one_sample(params, x, label, 1.0)
         implied = implied_gradient(params, after, 1.0)
@@ -311,6 +320,8 @@ def _gradient_figures(student: Student, data: GradingData, seed: int) -> dict[st
         g, f = np.asarray(tensor(implied, name)), np.asarray(tensor(expected, name))
         if g.shape == f.shape and np.isfinite(g).all():
             pictures[name] = {"student": g.tolist(), "expected": f.tolist()}
+    if pictures:
+        pictures["probe"] = {"label": int(label), "pixels": np.asarray(x, dtype=np.float64).tolist()}
     return {"gradients": pictures} if pictures else {}
 
 

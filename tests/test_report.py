@@ -449,6 +449,30 @@ def test_run_errors_are_in_plain_words(graded, pages):
     assert "Your code raised an exception" in pages["script", False]
 
 
+def test_gradient_pictures_are_drawn_at_the_probe_digit_the_w1_check_names(graded, pages):
+    result = graded["kv2154"]
+    w1 = check(result, "Q3.W1")
+    named = w1.details["worst_label"]
+    assert f"(worst of {len(w1.details['labels'])} probe digits: a {named})" in w1.message
+    probe = result.figures["gradients"]["probe"]
+    assert probe["label"] == named and len(probe["pixels"]) == 784
+    assert named != w1.details["labels"][0]  # kv2154's worst digit is not the first probe: the old picture's
+    assert escape(f"dL/dW1 at probe digit {named} (the digit Q3's W1 check names)") in pages["kv2154", True]
+    assert "Each panel has its own colour scale" in pages["kv2154", True]
+
+
+def test_each_gradient_panel_gets_a_colour_scale_that_shows_it():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    expected = rng.normal(size=(32, 32))
+    too_large = 4 * expected  # a gradient 4x too large: on one shared scale the others would look blank
+    ours, theirs, difference = figs.panel_limits(too_large, expected)
+    assert ours == pytest.approx(4 * theirs) and difference == pytest.approx(3 * theirs)
+    rounding = expected + 1e-13 * rng.normal(size=expected.shape)
+    assert figs.panel_limits(rounding, expected)[2] == pytest.approx(theirs)  # noise stays white
+
+
 def test_tile_mosaic_puts_hidden_unit_j_in_tile_j():
     import numpy as np
 

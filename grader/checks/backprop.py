@@ -226,6 +226,7 @@ def _tensor_result(probes: list[_Probe], name: str, settings: BackpropSettings) 
         "rel_error_per_digit": [p.large[name].rel_error for p in probes],
         "rel_error_per_digit_small_rate": [p.small[name].rel_error for p in probes],
         "labels": [p.label for p in probes],
+        "worst_label": probe.label,  # the probe digit the message names
         "mistake": found.mistake if found else None,
     }
     status = "passed" if verdict.ok else "failed"
