@@ -212,7 +212,7 @@ class KernelBox:
     def call(self, function: str, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, *,
              set_globals: dict[str, Any] | None = None, get_globals: Sequence[str] = (),
              set_params: dict[int, np.ndarray] | None = None, get_params: Sequence[int] = (),
-             record: Sequence[str] = (), timeout_s: float | None = None) -> CallResult:
+             record: Sequence[str] = (), compact: bool = False, timeout_s: float | None = None) -> CallResult:
         """Set globals (copies) and the network's arrays (in place), call `function(*args, **kwargs)`, read
         back copies, restore the bindings (the arrays' contents are restored by `preserved_state`)."""
         where = f"call {function}"
@@ -234,7 +234,7 @@ class KernelBox:
             target = self.ns.get(function)
             for name in record:
                 if callable(self.ns.get(name)):
-                    self.ns[name] = runner.Runner.recorder(_RECORDING, name, self.ns[name], raw)
+                    self.ns[name] = runner.Runner.recorder(_RECORDING, name, self.ns[name], raw, compact)
 
             def thunk() -> Any:
                 if not callable(target):
@@ -256,7 +256,8 @@ class KernelBox:
                 function, error is None, value=None if error else value_tree(value),
                 globals={n: value_tree(self.ns[n]) for n in get_globals if n in self.ns},
                 stdout=out, stderr=err, error=error, timed_out=isinstance(exc, CallTimedOut),
-                recorded=_recorded(raw), duration_s=time.monotonic() - started, params=params, rebound=rebound)
+                recorded=raw if compact else _recorded(raw), duration_s=time.monotonic() - started,
+                params=params, rebound=rebound)
         finally:
             restore_bindings(self.ns, bindings)
         return result

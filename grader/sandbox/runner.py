@@ -493,6 +493,20 @@ class NetworkMap:
         return value, rebound
 
 
+def sample_key(value):
+    """[sum, sum of squares, index of the first non-zero] of a sample, enough to tell the grader's samples
+    apart; None if it is not an array of numbers."""
+    try:
+        flat = np.asarray(value).reshape(-1)
+        if flat.dtype.kind not in "biuf" or flat.size > 10_000:
+            return None
+        nonzero = np.flatnonzero(flat)
+        flat = flat.astype(np.float64)
+        return [float(flat.sum()), float(flat @ flat), int(nonzero[0]) if nonzero.size else -1]
+    except Exception:
+        return None
+
+
 def names_used_by_functions(ns):
     """Every global name the student's functions mention (a leftover loop variable is not an alias)."""
     functions = [v for v in ns.values() if isinstance(v, types.FunctionType)]
@@ -616,7 +630,7 @@ class Runner:
         for target in req.get("record", []):
             if callable(self.ns.get(target)):
                 originals[target] = self.ns[target]
-                self.ns[target] = self.recorder(target, originals[target], recorded)
+                self.ns[target] = self.recorder(target, originals[target], recorded, bool(req.get("compact")))
 
         def call():
             if not callable(function):
@@ -645,13 +659,25 @@ class Runner:
         now = self.network.current(self.ns, int(node["entry"]))
         return now[0] if now else self.network.entries[int(node["entry"])]["objects"][0]
 
-    def recorder(self, name, original, log):
+    def recorder(self, name, original, log, compact=False):
+        """A stand-in for the student's step that logs each call, then runs the step. `compact`: log only the
+        sample's [sum, sum of squares, first non-zero index] and run the real step only once, returning its
+        first result after that, so that a loop over 60,000 samples costs little more than its bookkeeping."""
         try:
             signature = inspect.signature(original)
         except (TypeError, ValueError):
             signature = None
+        first = []
 
         def record(*args, **kwargs):
+            if compact:
+                log.append(sample_key(args[0] if args else next(iter(kwargs.values()), None)))
+                if not first:
+                    try:
+                        first.append(original(*args, **kwargs))
+                    except Exception:
+                        first.append(None)
+                return first[0]
             try:
                 bound = signature.bind(*args, **kwargs)
                 bound.apply_defaults()

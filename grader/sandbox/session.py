@@ -398,7 +398,7 @@ class Sandbox:
     def call(self, function: str, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, *,
              set_globals: dict[str, Any] | None = None, get_globals: Sequence[str] = (),
              set_params: dict[int, np.ndarray] | None = None, get_params: Sequence[int] = (),
-             record: Sequence[str] = (), timeout_s: float | None = None) -> CallResult:
+             record: Sequence[str] = (), compact: bool = False, timeout_s: float | None = None) -> CallResult:
         """Set globals, write `set_params` into the network's own arrays (entry -> value, in place), call
         `function(*args, **kwargs)` in the child (a `Ref` argument is the student's own object), and read back
         its value, the globals and the network entries asked for."""
@@ -411,7 +411,7 @@ class Sandbox:
                    "set_globals": writer.encode(dict(set_globals or {})),
                    "set_params": writer.encode({str(i): v for i, v in (set_params or {}).items()}),
                    "get_params": [int(i) for i in get_params],
-                   "get_globals": list(get_globals), "record": list(record)}
+                   "get_globals": list(get_globals), "record": list(record), "compact": compact}
         try:
             answer, error, timed_out = self._request(message, timeout_s or self.limits.call_timeout_s, where)
         finally:
@@ -421,9 +421,12 @@ class Sandbox:
             return CallResult(function, False, error=error, timed_out=timed_out, duration_s=elapsed)
         error = _student_error(answer.get("error"), where)
         reader = self._reader()
-        recorded = [{"function": str(r.get("function")),
-                     "arguments": self._decode_mapping(r.get("arguments"))}
-                    for r in answer.get("recorded") or [] if isinstance(r, dict)]
+        if compact:  # [sum, sum of squares, first non-zero] per step, or None
+            recorded = [r if isinstance(r, list) and len(r) == 3 else None for r in answer.get("recorded") or []]
+        else:
+            recorded = [{"function": str(r.get("function")),
+                         "arguments": self._decode_mapping(r.get("arguments"))}
+                        for r in answer.get("recorded") or [] if isinstance(r, dict)]
         params, rebound = {}, {}
         raw_params = answer.get("params") if isinstance(answer.get("params"), dict) else {}
         for key, item in raw_params.items():
