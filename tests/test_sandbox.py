@@ -483,3 +483,26 @@ def test_a_student_who_loads_mnist_npz_from_the_working_folder_gets_the_graders_
         got = box.get(["x_train", "y_train"])
     np.testing.assert_array_equal(got["x_train"], data.x_train)
     np.testing.assert_array_equal(got["y_train"], data.y_train)
+
+
+# ----- grade --doctor -----
+
+@needs_bwrap
+def test_doctor_names_the_sandbox_and_lists_what_its_child_verified(capsys):
+    from grader.doctor import doctor
+
+    assert doctor() == 0
+    out = capsys.readouterr().out
+    assert "Sandbox here: bubblewrap" in out and "Verified in the child:" in out
+    assert "filesystem built from nothing" in out and "no user namespaces can be created" in out
+
+
+@needs_root
+def test_doctor_says_plainly_what_a_machine_without_bubblewrap_lacks(capsys, monkeypatch):
+    from grader.doctor import doctor
+
+    monkeypatch.setattr("grader.sandbox.bwrap.status", lambda as_root: bwrap.Status(None, False, "not installed"))
+    assert doctor() == 0
+    out = capsys.readouterr().out
+    assert "Sandbox here: fallback" in out and "bubblewrap (not installed; Debian package bubblewrap)" in out
+    assert "NOT blocked here (no bubblewrap)" in out

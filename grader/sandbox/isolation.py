@@ -305,6 +305,31 @@ def protections(memory_mb: int = 2048, file_mb: int = 64, nproc: int = 64,
             "namespaces can be created")
 
 
+ENGINE_NAMES = {"bwrap": "bubblewrap: a filesystem built from nothing, own namespaces, no user namespaces",
+                "namespaces": "fallback: own namespaces, the machine's filesystem with named paths hidden",
+                "none": "none: rlimits only, the child runs as this user"}
+
+
+def lacking() -> list[str]:
+    """What this machine lacks for the full protection, in plain words (empty: nothing)."""
+    from grader.sandbox import bwrap, cgroups
+
+    root, status = is_root(), bwrap.status(is_root())
+    missing = []
+    if not status.works:
+        where = ("the child would see the machine's filesystem except the paths the grader hides, share "
+                 "/run/lock and /dev/shm, and could create user namespaces" if root else
+                 "and the grader is not root: the child would not be isolated at all")
+        missing.append(f"bubblewrap ({status.reason}; Debian package bubblewrap): {where}")
+    elif not root:
+        missing.append("root: the child runs as your own uid inside its user namespace, not as a fresh uid of "
+                       "its own (it still sees only what it is given)")
+    if (root or status.works) and cgroups.available() is None:
+        missing.append(f"a cgroup ({cgroups.why_unavailable()}): memory is bounded as processes x address space "
+                       "per process, not for the whole sandbox")
+    return missing
+
+
 def hidden_allowances(hide: Sequence[Path], keep: Sequence[Path]) -> dict[str, list[str]]:
     """For each hidden path, the only names the child may list in it (those leading to kept paths)."""
     keep = [Path(os.path.realpath(k)) for k in keep]
