@@ -849,7 +849,6 @@ def probe(config):
     report["mounts"] = _writable_mounts()
     info = os.stat(config["outbox"])
     report["outbox_id"] = [info.st_dev, info.st_ino]
-    report["nproc"] = resource.getrlimit(resource.RLIMIT_NPROC)[0]
     return report
 
 
@@ -904,11 +903,13 @@ def _visible(path, allowed):
 
 def main():
     config = json.loads(sys.argv[1])
-    if config.get("nproc"):  # counted in the sandbox's own user namespace: its processes only
-        resource.setrlimit(resource.RLIMIT_NPROC, (config["nproc"], config["nproc"]))
     requests = os.fdopen(config["request_fd"], "rb")
     answers = config["answer_fd"]
-    send(answers, {"id": "hello", "probe": probe(config)})
+    report = probe(config)
+    if config.get("nproc"):  # after the probe's own fork; counted in the sandbox's user namespace: its processes
+        resource.setrlimit(resource.RLIMIT_NPROC, (config["nproc"], config["nproc"]))
+    report["nproc"] = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+    send(answers, {"id": "hello", "probe": report})
     prepare_environment(config)
     Runner(config).serve(requests, answers)
     sys.stdout.flush()
