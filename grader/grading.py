@@ -173,7 +173,9 @@ def run_checks(
         steps = [RealStep("the handout's initialisation", init, x, label),
                  RealStep("weights after one epoch of training", data.trained, x2, label2)]
         real_steps.extend(steps)
-        return results + [check_real_step(student, steps, settings["Q3"].real_step_points)]
+        probes_passed = all(v.ok for v in verdicts.values())
+        return results + [check_real_step(student, steps, settings["Q3"].real_step_points,
+                                          probes_passed=probes_passed)]
 
     real_steps: list[RealStep] = []
     checks["Q3"] = _guarded("Q3", q3)
@@ -188,7 +190,8 @@ def run_checks(
             checks["Q3"] = [_inconsistent(c, scale, forward_scale) for c in checks["Q3"]]
         elif scale is not None:
             own_scale = scale
-            rejudged = check_real_step(student, real_steps, settings["Q3"].real_step_points, input_scale=scale)
+            rejudged = check_real_step(student, real_steps, settings["Q3"].real_step_points, input_scale=scale,
+                                       probes_passed=True)
             checks["Q3"] = [rejudged if c.id == rejudged.id else _graded_on_own_forward(c, scale)
                             for c in checks["Q3"]]
             for name, v in list(gradients.items()):
