@@ -24,7 +24,7 @@ try:
 except ImportError:
     pass
 try:
-    import grader  # noqa: F401
+    import grader.grading  # noqa: F401 - `grader` alone is the sandbox's stand-in (a check() that only prints)
 
     leaked.append("import grader")
 except ImportError:
