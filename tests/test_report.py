@@ -285,9 +285,9 @@ def test_a_visible_only_report_says_how_many_hidden_checks_there_are(graded):
         for q in graded["kv2154"].questions))
     withheld = hidden_checks(rubric)
     assert withheld["count"] == 3
-    page = render_report({**visible.to_dict(), "hidden_checks": withheld}, staff=False)
+    page = render_report({**visible.to_dict(), "figures": {}, "hidden_checks": withheld}, staff=False)
     assert re.search(r'id="hidden-note">3 hidden checks\s+\(worth no points\)', page)
-    assert 'id="hidden-note"' not in render_report(visible, staff=False)
+    assert 'id="hidden-note"' not in render_report(dataclasses.replace(visible, figures={}), staff=False)
 
 
 @pytest.mark.parametrize("name", NAMES)
