@@ -178,12 +178,19 @@ def run_checks(
     checks["Q3"] = _guarded("Q3", q3)
     if any(v.verdict == "wrong" for v in gradients.values()):
         scale = _own_input_scale(student, data, settings["Q3"].seed)
-        if scale is not None:
+        forward_scale = _forward_input_scale(student, data, settings["Q3"].seed) if scale is not None else None
+        if scale is not None and forward_scale != scale:
+            for name, v in list(gradients.items()):
+                if v.verdict == "wrong":
+                    gradients[name] = replace(v, diagnosis=_inconsistent_sentence(scale, forward_scale))
+            checks["Q3"] = [_inconsistent(c, scale, forward_scale) for c in checks["Q3"]]
+        elif scale is not None:
             rejudged = check_real_step(student, real_steps, settings["Q3"].real_step_points, input_scale=scale)
             checks["Q3"] = [rejudged if c.id == rejudged.id else _graded_on_own_forward(c, scale)
                             for c in checks["Q3"]]
             for name, v in list(gradients.items()):
-                gradients[name] = replace(v, ok=True, diagnosis=_scaled_sentence(scale))
+                # judged against the student's own network: ok and verdict agree (the e above is the handout's)
+                gradients[name] = replace(v, ok=True, verdict="correct", diagnosis=_scaled_sentence(scale))
     checks["Q3"] = _distrust_probes_if_real_step_fails(checks["Q3"])
 
     def q4() -> list[CheckResult]:
@@ -259,6 +266,43 @@ def _own_input_scale(student: Student, data: GradingData, seed: int) -> float | 
         if not matches:
             return None
     return matches[0]
+
+
+def _forward_input_scale(student: Student, data: GradingData, seed: int) -> float | None:
+    """The scale the student's feed_forward_sample divides inputs by (1.0: raw pixels), or None if unclear."""
+    from grader.student import StudentCodeError
+
+    found = None
+    for i, (x, label) in enumerate(data.probes[:2]):
+        params = probe_point(x, seed + i)
+        try:
+            loss, _ = student.feed_forward_sample(params, x, label)
+            loss = float(np.asarray(loss, dtype=np.float64).reshape(()))
+        except (StudentCodeError, ValueError, TypeError, IndexError):
+            return None
+        errors = {d: abs(loss - float(network.loss(*params, x / d, label))) / max(abs(loss), 1e-12)
+                  for d in (1.0, *INPUT_SCALES)}
+        best = min(errors, key=errors.get)
+        if errors[best] > 1e-6 or found not in (None, best):  # float32 losses agree to ~1e-7
+            return None
+        found = best
+    return found
+
+
+def _inconsistent_sentence(scale: float, forward_scale: float | None) -> str:
+    forward = ("feeds the raw pixels" if forward_scale == 1.0 else
+               "does not divide the same way" if forward_scale is None else f"divides by {forward_scale:g}")
+    return (f"Your train_one_sample {INPUT_SCALES[scale]} but your feed_forward_sample {forward}: the "
+            "gradient your step uses belongs to another network than the one you evaluate. Scale the inputs "
+            "in one place (or not at all, as the handout does).")
+
+
+def _inconsistent(check: CheckResult, scale: float, forward_scale: float | None) -> CheckResult:
+    """A failed Q3 tensor check whose message names the inconsistent input scaling."""
+    if check.id.split(".")[-1] not in ("W1", "b1", "W2", "b2", "W3", "b3") or check.status == "passed":
+        return check
+    return replace(check, message=f"{_inconsistent_sentence(scale, forward_scale)} {check.message}",
+                   details={**check.details, "inconsistent_input_scale": scale})
 
 
 def _all_close(student: Params, expected: Params, metric: Callable[..., float], tolerance: float = 1e-5) -> bool:

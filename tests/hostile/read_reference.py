@@ -24,7 +24,7 @@ try:
 except ImportError:
     pass
 try:
-    import grader.grading  # noqa: F401 - `grader` alone is the sandbox's stand-in (a check() that only prints)
+    import grader.grading  # noqa: F401  (`import grader` alone finds the sandbox's check() stand-in)
 
     leaked.append("import grader")
 except ImportError:
