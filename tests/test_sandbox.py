@@ -538,3 +538,11 @@ def test_a_sandbox_cgroup_holds_its_limits_and_a_dead_graders_leftover_is_swept(
         group.remove()
         leftover.remove()
     assert not group.memory_dir.exists()
+
+
+@pytest.mark.skipif(cgroups.available() is None, reason="no writable cgroup here")
+def test_a_child_that_cannot_join_its_cgroup_is_never_started(tmp_path, monkeypatch):
+    monkeypatch.setattr(cgroups.Cgroup, "procs_files", lambda self: [Path("/dev/full")])  # every write fails
+    with pytest.raises(SandboxFailure, match="could not be started"):
+        with Sandbox(submission_of(tmp_path, "x = 1\n"), None, FAST):
+            pass

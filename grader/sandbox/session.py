@@ -748,13 +748,18 @@ class Sandbox:
         memory_mb, _ = self._process_limits()
         log = self._log_fd
         assert log is not None
-        joins = [os.open(p, os.O_WRONLY) for p in self._cgroup.procs_files()] if self._cgroup else []
+        joins: list[int] = []
         try:
+            joins += [os.open(p, os.O_WRONLY) for p in self._cgroup.procs_files()] if self._cgroup else []
             proc = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(request_r, answer_w),
                 env=env, cwd=base, start_new_session=True,
                 preexec_fn=isolation.rlimit_setter(memory_mb, self.limits.file_mb, nproc,
                                                    strict=self.isolated, join=joins))
+        except (OSError, subprocess.SubprocessError) as exc:  # e.g. the cgroup refused the child
+            for fd in (request_w, answer_r):
+                os.close(fd)
+            raise SandboxFailure(f"the sandbox child could not be started: {exc}") from None
         finally:
             for fd in (request_r, answer_w, *joins):
                 os.close(fd)
