@@ -72,8 +72,8 @@ class Param:
     """One parameter of a student function: name, inspect kind name, has a default (and its repr)."""
 
     name: str
-    kind: str
-    has_default: bool
+    kind: str = "POSITIONAL_OR_KEYWORD"
+    has_default: bool = False
     default_repr: str | None = None
 
 
