@@ -432,6 +432,7 @@ def _without_hiding_the_grader(script: str) -> str:
     (lambda command: [a for a in command if a != "--net"], "has a network"),
     (lambda command: [a for a in command if a not in ("--pid", "--mount-proc")], "fresh PID namespace"),
     (lambda command: command[:-1] + [_without_hiding_the_grader(command[-1])], "can see hidden paths"),
+    (lambda command: command[:-1] + [command[-1].replace(" --no-new-privs", "")], "may gain privileges"),
 ])
 def test_a_weakened_fallback_command_line_is_caught_by_the_probe(tmp_path, monkeypatch, weaken, problem):
     from grader.sandbox import isolation

@@ -811,6 +811,10 @@ class Sandbox:
                             f"{probe.get('groups')}, expected {self.user.uid}/{self.user.gid} and no groups")
         if isolation.is_root() and probe.get("secret_readable") is not False:
             problems.append("the child can read a root-only file")
+        capabilities = {k: probe.get(k) for k in ("capprm", "capeff", "capinh", "capamb")}
+        if set(capabilities.values()) != {0} or probe.get("no_new_privs") is not True:
+            problems.append(f"the child has capabilities or may gain privileges ({capabilities}, no_new_privs "
+                            f"{probe.get('no_new_privs')})")
         fresh_pids = probe.get("pid") == 1 if self.engine == "namespaces" else len(probe.get("pids") or "?" * 9) <= 4
         if not fresh_pids or probe.get("grader_visible") is not False:
             problems.append("the child is not in a fresh PID namespace (it can see the grader)")
