@@ -101,7 +101,8 @@ def test_doctor_reports_the_protections_it_verified(tmp_path):
 
 
 def test_a_folder_of_student_folders_is_searched_and_named_by_student(tmp_path):
-    from grader.batch import discover, unique_stems
+    from grader.batch import discover
+    from grader.report.names import report_names
 
     for student in ("ab123", "kv2154"):
         (tmp_path / "class" / student / ".ipynb_checkpoints").mkdir(parents=True)
@@ -109,7 +110,7 @@ def test_a_folder_of_student_folders_is_searched_and_named_by_student(tmp_path):
         (tmp_path / "class" / student / ".ipynb_checkpoints" / "hw1-checkpoint.py").write_text("x = 1\n")
     found = discover([tmp_path / "class"])
     assert [p.relative_to(tmp_path).as_posix() for p in found] == ["class/ab123/hw1.py", "class/kv2154/hw1.py"]
-    assert sorted(unique_stems(found).values()) == ["ab123-hw1", "kv2154-hw1"]
+    assert sorted(report_names(found).values()) == ["ab123-hw1", "kv2154-hw1"]
 
 
 def test_links_inside_a_class_folder_are_skipped(tmp_path):
