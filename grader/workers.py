@@ -45,7 +45,13 @@ def _serve(conn: Connection, fn: Callable[[Job], dict[str, Any]], parent: int) -
                 return
             conn.send(call_safely(fn, job))
     except (EOFError, OSError, KeyboardInterrupt, lifetime.Terminated):
-        return  # `with Sandbox` blocks have closed on the way out
+        return
+    finally:
+        # A signal can land while a sandbox is starting or closing (its folder not yet deleted): whatever this
+        # worker still owns goes now.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        lifetime.sweep([os.getpid()])
 
 
 def death_of(process: Any) -> str:
