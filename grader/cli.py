@@ -34,6 +34,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="re-grade submissions whose results are up to date")
     p.add_argument("--self-check", action="store_true",
                    help="a student's check: visible checks only, a terminal report, nothing written unless --out")
+    p.add_argument("--overrides", default=None, metavar="FILE",
+                   help="staff overrides {submission, check, points, comment, by} (default: overrides.yaml beside "
+                   "--rubric, if any)")
     p.add_argument("--executor", default="local", help="'local' (default) or dask://HOST:PORT")
     p.add_argument("--doctor", action="store_true", help="show which sandbox protections work here, and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
@@ -70,7 +73,7 @@ def _main(argv: list[str]) -> int:
     if args.doctor:
         from grader.doctor import doctor
 
-        return doctor()
+        return doctor(args.rubric)
     if not args.paths:
         parser().print_usage(sys.stderr)
         print("grade: error: name at least one submission file or folder", file=sys.stderr)
@@ -100,6 +103,18 @@ def _main(argv: list[str]) -> int:
         return EXIT_USAGE
     if found.skipped:
         print(skipped_line(found.skipped), file=sys.stderr)
+    from grader.overrides import OverridesError, default_overrides_path, load_overrides
+    from grader.report.names import report_names
+
+    out_dir = None if (args.self_check and args.out is None) else Path(args.out or "reports")
+    overrides_path = args.overrides or default_overrides_path(args.rubric)
+    try:
+        names = report_names(paths, out_dir)
+        overrides = load_overrides(overrides_path, rubric, [(p, names[str(p)]) for p in paths]) \
+            if overrides_path else ()
+    except OverridesError as exc:
+        print(f"grade: bad overrides: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         from grader.session import GradingSession, OutputFolderError
 
@@ -108,12 +123,13 @@ def _main(argv: list[str]) -> int:
             rubric_path=args.rubric,
             mnist_path=args.mnist,
             full=args.full,
-            out_dir=None if (args.self_check and args.out is None) else Path(args.out or "reports"),
+            out_dir=out_dir,
             jobs=args.jobs or os.cpu_count() or 1,
             force=args.force,
             visible_only=args.self_check,
             executor=args.executor,
             progress=not args.quiet and sys.stderr.isatty(),
+            overrides=overrides,
         )
         outcome = session.grade(paths)
     except MnistError as exc:

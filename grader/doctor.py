@@ -11,16 +11,25 @@ from grader.submission import load_submission
 PROBE = "import numpy as np\nweights, biases = [np.zeros((2, 2))] * 3, [np.zeros(2)] * 3\n"
 
 
-def doctor() -> int:
-    """0 when a sandboxed child starts and runs a cell here, 1 (with the reason) when it cannot."""
-    print("Protections a sandbox would use on this machine:")
-    for line in protections():
+def doctor(rubric_path: str | None = None) -> int:
+    """0 when a sandboxed child starts and runs a cell here, 1 (with the reason) when it cannot; the limits
+    are the rubric's (the shipped one by default), as grading uses them."""
+    from grader.rubric import RubricError, load_rubric
+
+    try:
+        rubric = load_rubric(rubric_path)
+    except RubricError as exc:
+        print(f"grade: bad rubric: {exc}")
+        return 2
+    limits = rubric.limits
+    print(f"Protections a sandbox would use on this machine (limits from {rubric.path}):")
+    for line in protections(memory_mb=limits.memory_mb, file_mb=limits.file_mb, nproc=limits.nproc):
         print(f"  - {line}")
     with tempfile.TemporaryDirectory(prefix="grade-doctor-") as tmp:
         path = Path(tmp) / "doctor_probe.py"
         path.write_text(PROBE)
         try:
-            with Sandbox(load_submission(path)) as box:
+            with Sandbox(load_submission(path), limits=limits) as box:
                 run = box.run_cells()
                 verified = box.protections()
         except SandboxFailure as exc:

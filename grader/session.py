@@ -12,7 +12,9 @@ from typing import Any
 
 from grader import __version__, lifetime
 from grader.batch import Job, Progress, cache_key, grader_failure, is_up_to_date
+from grader.overrides import Override, overrides_for, overrides_key
 from grader.rubric import Rubric, load_rubric
+from grader.scoring import apply_overrides, hidden_checks
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class JobConfig:
     out_dir: str | None
     visible_only: bool
     hide: tuple[str, ...]
+    overrides: tuple[Override, ...] = ()
 
 
 class OutputFolderError(OSError):
@@ -101,7 +104,10 @@ def grade_job(job: Job, config: JobConfig) -> dict[str, Any]:
     rubric, data = _state(config)
     result = grade_submission(job.path, rubric, data, name=job.name, visible_only=config.visible_only,
                               hide=config.hide)
+    result = apply_overrides(result, overrides_for(config.overrides, job.path, job.name))
     extra = {"cache_key": job.cache_key, "data_source": data.source}
+    if config.visible_only:
+        extra["hidden_checks"] = hidden_checks(rubric)
     summary = result.to_dict()
     summary.pop("figures", None)
     summary.update(extra)
@@ -150,6 +156,12 @@ class GradingSession:
     visible_only: bool = False
     executor: str = "local"
     progress: bool = True
+    overrides: tuple[Override, ...] = ()
+
+    def _options(self, options: dict[str, Any], path: Path, stem: str) -> dict[str, Any]:
+        """The options a submission's cache key covers: the run's, plus the staff overrides that name it."""
+        key = overrides_key(overrides_for(self.overrides, path, stem))
+        return {**options, "overrides": key} if key else options
 
     def grade(self, paths: list[Path]) -> RunOutcome:
         """Grade every path (skipping up-to-date ones unless forced) and write the class outputs.
@@ -168,11 +180,12 @@ class GradingSession:
         lifetime.sweep()  # what dead graders left behind
         names = report_names(paths, out)
         options = {"full": self.full, "visible_only": self.visible_only, "mnist": self.mnist_path or ""}
-        jobs = [Job(p, names[str(p)], cache_key(p, self.rubric.sha256, __version__, options)) for p in paths]
+        jobs = [Job(p, names[str(p)], cache_key(p, self.rubric.sha256, __version__,
+                                                self._options(options, p, names[str(p)]))) for p in paths]
         hide = tuple(sorted({str(p.parent) for p in paths} | ({str(out)} if out else set())
                             | ({str(Path(self.mnist_path).resolve())} if self.mnist_path else set())))
         config = JobConfig(self.rubric_path, self.mnist_path, self.full, str(out) if out else None,
-                           self.visible_only, hide)
+                           self.visible_only, hide, self.overrides)
         results: dict[Path, dict[str, Any]] = {}
         todo = []
         for job in jobs:

@@ -13,8 +13,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from grader.layout import Layout, LayoutProblem, Params, read_params
-
 Role = Literal["sample", "label", "learning_rate", "weights", "biases", "images", "labels"]
 
 # The handout's functions: (parameter name, role, default repr or None), and the roles the grader must fill.
@@ -589,88 +587,3 @@ def interpret_forward_return(value: Any) -> tuple[float | None, np.ndarray | Non
 
 
 # ------------------------------------------------------------------------------ where did the update go
-
-
-@dataclass(frozen=True)
-class UpdatedParams:
-    """The parameters after a training call, and where they were found: returned, arguments, globals, none."""
-
-    source: Literal["return", "arguments", "globals", "none"]
-    params: Params
-    notes: tuple[str, ...] = ()
-
-
-def _returned_trees(returned: Any, layout: Layout) -> dict[str, Any] | None:
-    names = layout.globals
-    if returned is None:
-        return None
-    if len(names) == 1:
-        if isinstance(returned, (list, tuple)) and returned and isinstance(returned[0], dict):
-            return {names[0]: returned[0]}
-        return {names[0]: returned}
-    if isinstance(returned, Mapping) and all(n in returned for n in names):
-        return {n: returned[n] for n in names}
-    if isinstance(returned, (list, tuple)) and len(returned) >= len(names):
-        return dict(zip(names, returned[: len(names)], strict=True))
-    return None
-
-
-def _same(a: Params, b: Params) -> bool:
-    return all(np.array_equal(x, y) for x, y in zip(a[0] + a[1], b[0] + b[1], strict=True))
-
-
-def _arg_trees(args_after: Mapping[str, Any] | None, layout: Layout) -> dict[str, Any] | None:
-    if not args_after:
-        return None
-    roles = dict(zip(("weights", "biases"), layout.globals, strict=False))
-    trees = {roles[r]: v for r, v in args_after.items() if r in roles}
-    return trees if set(trees) == set(layout.globals) else None
-
-
-def locate_updated_params(
-    function: str,
-    sent: Params,
-    layout: Layout,
-    returned: Any = None,
-    args_after: Mapping[str, Any] | None = None,
-    globals_after: Mapping[str, Any] | None = None,
-) -> UpdatedParams | LayoutProblem:
-    """Where a training call left its update: its return value, the arguments it mutated, or the globals.
-
-    `sent` is what the grader gave it (canonical); `args_after` maps roles ('weights', 'biases') to the
-    argument trees after the call; `globals_after` maps the layout's global names to their values after it.
-    """
-    context = f"after {function}"
-    sources = (
-        ("return", _returned_trees(returned, layout)),
-        ("arguments", _arg_trees(args_after, layout)),
-        ("globals", dict(globals_after) if globals_after else None),
-    )
-    readings: dict[str, Any] = {}
-    for source, trees in sources:
-        if trees is not None:
-            readings[source] = read_params(trees, layout, context)
-    changed = [
-        s for s, r in readings.items() if not isinstance(r, LayoutProblem) and not _same(r.params, sent)
-    ]
-    if not changed:
-        problems = [r for s, r in readings.items() if isinstance(r, LayoutProblem) and s != "return"]
-        if problems:
-            return problems[0]
-        return UpdatedParams("none", sent, (f"{function} changed no weight or bias",))
-    source = changed[0]
-    read = readings[source]
-    notes = list(read.notes)
-    if source == "return":
-        notes.append(
-            f"{function} returns the updated parameters"
-            + ("" if "globals" in changed else " instead of updating the globals")
-        )
-        if "globals" in changed and not _same(readings["globals"].params, read.params):
-            notes.append(
-                f"{function} returned parameters that differ from the globals it left; "
-                f"the grader used the returned ones"
-            )
-    elif source == "arguments":
-        notes.append(f"{function} updates the weights and biases passed to it in place")
-    return UpdatedParams(source, read.params, tuple(notes))

@@ -10,10 +10,8 @@ from hypothesis import strategies as st
 from grader.layout import (
     Layout,
     LayoutProblem,
-    ParameterGlobals,
     detect_layout,
     detect_layout_in,
-    find_parameter_globals,
     from_student,
     read_params,
     to_student,
@@ -398,72 +396,3 @@ def test_student_trees_round_trip_exactly_in_their_own_dtype(style, transposed, 
 
 # --------------------------------------------------------------------------------- which globals hold them
 
-
-def test_handout_names_win_over_loose_copies():
-    w, b = canonical()
-    namespace = {
-        "weights": w,
-        "biases": b,
-        "Weight1": w[0],
-        "Weight2": w[1],
-        "Weight3": w[2],
-        "Bias1": b[0],
-        "Bias2": b[1],
-        "Bias3": b[2],
-        "x_train": np.zeros((10, 28, 28)),
-        "lr": 0.1,
-    }
-    assert find_parameter_globals(namespace) == ParameterGlobals(("weights", "biases"))
-
-
-def test_one_params_dict_is_found_by_its_shapes():
-    w, b = canonical()
-    params = {"W1": w[0], "b1": b[0], "W2": w[1], "b2": b[1], "W3": w[2], "b3": b[2]}
-    found = find_parameter_globals({"params": params, "sample": np.zeros(784), "np": "module"})
-    assert found.names == ("params",) and found.note == "parameters read from params"
-
-
-def test_oddly_named_weight_and_bias_lists_are_paired():
-    w, b = canonical()
-    found = find_parameter_globals({"my_layers": w, "my_offsets": b, "history": [0.1, 0.2]})
-    assert found.names == ("my_layers", "my_offsets")
-
-
-def test_six_loose_globals_are_found():
-    w, b = canonical()
-    namespace = {"W1": w[0], "W2": w[1], "W3": w[2], "B1": b[0], "B2": b[1], "B3": b[2]}
-    found = find_parameter_globals(namespace)
-    assert set(found.names) == set(namespace) and "six separate globals" in found.note
-    assert isinstance(detect_layout_in({n: namespace[n] for n in found.names}), Layout)
-
-
-def test_two_equally_likely_holders_are_ambiguous():
-    w, b = canonical()
-    problem = find_parameter_globals({"trained": {"W": w, "b": b}, "initial": {"W": w, "b": b}})
-    assert isinstance(problem, LayoutProblem)
-    assert "more than one set of globals could hold the network's parameters (trained; initial)" in (
-        problem.message
-    )
-    assert find_parameter_globals({"params": {"W": w, "b": b}, "best_params": {"W": w, "b": b}}).names == (
-        "params",
-    ), "a common name is likelier than an unusual one"
-
-
-def test_names_the_functions_use_settle_the_ambiguity():
-    w, b = canonical()
-    namespace = {"trained": {"W": w, "b": b}, "initial": {"W": w, "b": b}}
-    assert find_parameter_globals(namespace, used_by_functions={"initial", "np"}).names == ("initial",)
-
-
-def test_no_network_shaped_globals_is_a_problem():
-    problem = find_parameter_globals({"weights": [np.zeros((784, 64)), np.zeros((64, 10))], "x": 3})
-    assert isinstance(problem, LayoutProblem) and problem.message.startswith("no global holds the weights")
-
-
-def test_summaries_with_shapes_are_understood():
-    class Symbol:
-        def __init__(self, shapes):
-            self.shapes = shapes
-
-    namespace = {"weights": Symbol([(784, 32), (32, 32), (32, 10)]), "biases": Symbol([(32,), (32,), (10,)])}
-    assert find_parameter_globals(namespace).names == ("weights", "biases")

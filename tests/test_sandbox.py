@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from grader.results import RunError
-from grader.sandbox import Fingerprint, Limits, Opaque, Sandbox, SandboxData, SandboxFailure, protections
+from grader.sandbox import Fingerprint, Limits, Opaque, Ref, Sandbox, SandboxData, SandboxFailure, protections
 from grader.sandbox.isolation import ChildUser, is_root
 from grader.sandbox.values import ArrayReader, ArrayWriter
 from grader.submission import Submission, load_submission
@@ -64,13 +64,20 @@ def test_handout_submission_runs_every_cell_and_prints_like_a_notebook(rebinding
     assert "Feeding forward all test data..." in printed and "Finished training." in printed
 
 
+def initial_at(log, text):
+    """The value recorded at the initialisation for the network entry reached as `text` (e.g. "weights[0]")."""
+    return next(e.initial for e in log.network if text in e.texts)
+
+
 def test_initial_params_are_the_initialisation_before_top_level_training(rebinding):
     box, log = rebinding
     expected_w, _ = network.init_params()
-    got = log.initial_params
-    assert [w.shape for w in got["weights"]] == [(784, 32), (32, 32), (32, 10)]
-    assert [b.shape for b in got["biases"]] == [(1, 32), (1, 32), (1, 10)]
-    for w, e in zip(got["weights"], expected_w, strict=True):
+    assert log.initialised
+    got_w = [initial_at(log, f"weights[{i}]") for i in range(3)]
+    got_b = [initial_at(log, f"biases[{i}]") for i in range(3)]
+    assert [w.shape for w in got_w] == [(784, 32), (32, 32), (32, 10)]
+    assert [b.shape for b in got_b] == [(1, 32), (1, 32), (1, 10)]
+    for w, e in zip(got_w, expected_w, strict=True):
         np.testing.assert_array_equal(w, e)
     trained = box.get(["weights"])["weights"]
     assert not np.array_equal(trained[0], expected_w[0])  # top-level training changed them afterwards
@@ -122,16 +129,35 @@ def test_in_place_updates_are_read_back_and_arguments_after_the_call_too(data, t
     with Sandbox(sub, data, FAST) as box:
         log = box.run_cells()
         assert [o.status for o in log.outcomes] == ["ok"] * 4
-        assert [b.shape for b in log.initial_params["biases"]] == [(32,), (32,), (10,)]
+        assert [initial_at(log, f"biases[{i}]").shape for i in range(3)] == [(32,), (32,), (10,)]
         res = box.call("train_one_sample", [x, 7, 1e-3], set_globals={"weights": weights, "biases": biases},
                        get_globals=["weights", "biases"])
         expected_w, expected_b = network.sgd_step(weights, biases, x.astype(float), 7, 1e-3)
         for got, want in zip(res.globals["weights"] + res.globals["biases"], expected_w + expected_b,
                              strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)
-        scaled = box.call("scale_in_place", [np.ones(3)], return_args=True)
-        assert scaled.value == 6.0 and len(scaled.args_after) == 1
-        np.testing.assert_array_equal(scaled.args_after[0], [2.0, 2.0, 2.0])
+        scaled = box.call("scale_in_place", [np.ones(3)])
+        assert scaled.value == 6.0
+
+
+def test_the_graders_values_are_written_into_the_students_own_arrays_and_read_back(data):
+    sub = load_submission(FIXTURES / "handout_inplace.py")
+    weights, biases = canonical_params(5)
+    x = data.x_train[9].reshape(-1)
+    with Sandbox(sub, data, FAST) as box:
+        log = box.run_cells()
+        index = {text: e.index for e in log.network for text in e.texts}
+        entries = [index[f"weights[{i}]"] for i in range(3)] + [index[f"biases[{i}]"] for i in range(3)]
+        res = box.call("train_one_sample", [x, 7, 1e-3], set_params=dict(zip(entries, weights + biases, strict=True)),
+                       get_params=entries)
+        expected = network.sgd_step(weights, biases, x.astype(float), 7, 1e-3)
+        for entry, want in zip(entries, expected[0] + expected[1], strict=True):
+            np.testing.assert_allclose(res.params[entry], want, rtol=1e-10, atol=1e-13)
+            assert res.rebound[entry] == ()  # updated in place: the same arrays
+        b3 = index["biases[2]"]  # an argument that is the student's own array: mutated in place
+        same = box.call("scale_in_place", [Ref(entry=b3)], set_params={b3: np.ones(10)}, get_params=[b3])
+        assert same.ok and same.value == 20.0
+        np.testing.assert_array_equal(same.params[b3], np.full(10, 2.0))
 
 
 def test_recorder_captures_each_train_one_sample_call_of_an_epoch_and_runs_it(rebinding, data):

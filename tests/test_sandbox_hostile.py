@@ -186,7 +186,7 @@ def test_pickled_payloads_are_never_unpickled(tmp_path):
                                                      "forge_exchange")}
         params = box.get(["weights", "biases"])
     assert set(statuses(log)) == {"ok"}
-    assert log.initial_params is None  # objects are no network: nothing is snapshotted
+    assert not log.initialised and log.network == ()  # objects are no network: nothing is snapshotted
     assert isinstance(params["weights"], Opaque) and "Evil" in params["weights"].type_name
     for name in ("give_object", "give_object_array", "give_pickle_bytes"):
         assert results[name].ok and isinstance(results[name].value, Opaque), name

@@ -226,11 +226,13 @@ def _tensor_result(probes: list[_Probe], name: str, settings: BackpropSettings) 
         "rel_error_per_digit": [p.large[name].rel_error for p in probes],
         "rel_error_per_digit_small_rate": [p.small[name].rel_error for p in probes],
         "labels": [p.label for p in probes],
+        "worst_label": probe.label,  # the probe digit the message names
         "mistake": found.mistake if found else None,
     }
     status = "passed" if verdict.ok else "failed"
     result = CheckResult(f"Q3.{name}", TITLE.format(name), status, round(points * fraction, 6), points,
-                         message, details=details)
+                         message, details=details, mistake_id=found.mistake if found else None,
+                         fix=found.sentence if found else None)
     return result, verdict
 
 
@@ -270,7 +272,8 @@ def _rate_result(probes: list[_Probe], settings: BackpropSettings) -> CheckResul
     if found is not None:
         message += " " + found.text
         details["mistake"] = found.mistake
-    return CheckResult(check_id, SIDE_CHECKS[check_id], "failed", 0.0, points, message, details=details)
+    return CheckResult(check_id, SIDE_CHECKS[check_id], "failed", 0.0, points, message, details=details,
+                       mistake_id=found.mistake if found else None, fix=found.sentence if found else None)
 
 
 def _note_result(probes: list[_Probe], check_id: str, points: float, passed: str) -> CheckResult:

@@ -101,14 +101,33 @@ class CellOutcome:
 
 
 @dataclass(frozen=True)
+class NetworkEntry:
+    """One network-shaped array of the student's, found by identity: every path that reaches it (as keys
+    ["layers", 0, "W"] and as text "layers[0].W"), its value after the run and right after the initialisation."""
+
+    index: int
+    paths: tuple[tuple[Any, ...], ...]
+    texts: tuple[str, ...]
+    value: Any
+    initial: Any = None  # None: it did not exist when the network was first complete
+
+    @property
+    def holder(self) -> str:
+        """The global through which it is first reached."""
+        return str(self.paths[0][0]) if self.paths and self.paths[0] else "?"
+
+
+@dataclass(frozen=True)
 class RunLog:
-    """The notebook run: outcome per cell, every error, weights/biases right after they first exist."""
+    """The notebook run: outcome per cell, every error, and the network's arrays (at the initialisation and
+    after the run) with the global names the student's functions use."""
 
     outcomes: tuple[CellOutcome, ...]
     errors: tuple[RunError, ...]
-    initial_params: dict[str, Any] | None
+    network: tuple[NetworkEntry, ...] = ()
     duration_s: float = 0.0
-    aliases: dict[str, tuple[str, str]] = field(default_factory=dict)  # W1 -> ("weights", "0"): same array
+    used_names: frozenset[str] = frozenset()
+    initialised: bool = False  # the network was complete after some statement (its initial values are known)
 
     @property
     def ok(self) -> bool:
@@ -123,13 +142,14 @@ class CallResult:
     ok: bool
     value: Any = None
     globals: dict[str, Any] = field(default_factory=dict)  # only the requested names that exist
-    args_after: list[Any] | None = None
     stdout: str = ""
     stderr: str = ""
     error: RunError | None = None
     timed_out: bool = False
     recorded: list[dict[str, Any]] = field(default_factory=list)  # [{"function", "arguments": {...}}]
     duration_s: float = 0.0
+    params: dict[int, Any] = field(default_factory=dict)  # network entry -> its value after the call
+    rebound: dict[int, tuple[str, ...]] = field(default_factory=dict)  # entry -> paths the student rebound
 
 
 class _ChildEnded(Exception):
@@ -270,9 +290,8 @@ class Sandbox:
         self._base: Path | None = None
         self._completed: list[Cell] = []
         self._replay_errors: list[RunError] = []
-        self._initial_params: dict[str, Any] | None = None
-        self._aliases: dict[str, tuple[str, str]] = {}
-        self._holders_params: dict[str, Any] | None = None  # the network under other names, when first complete
+        self._initial_entries: dict[int, Any] | None = None  # the network's arrays when first complete
+        self._network_mapped = False  # the child's network map was completed after the run (redo on restart)
         self._run_log: RunLog | None = None
         self._deadline = float("inf")
         self._requests = 0
@@ -336,10 +355,31 @@ class Sandbox:
             return self._run_log
         started = time.monotonic()
         outcomes = [self._run_cell(cell) for cell in self.submission.cells]
+        network, used = self._map_network()
         errors = tuple(o.error for o in outcomes if o.error is not None) + tuple(self._replay_errors)
-        initial = self._initial_params if self._initial_params is not None else self._holders_params
-        self._run_log = RunLog(tuple(outcomes), errors, initial, time.monotonic() - started, dict(self._aliases))
+        self._run_log = RunLog(tuple(outcomes), errors, network, time.monotonic() - started, used,
+                               self._initial_entries is not None)
         return self._run_log
+
+    def _map_network(self) -> tuple[tuple[NetworkEntry, ...], frozenset[str]]:
+        """The network's arrays after the run, merged with those recorded at the initialisation."""
+        answer, _, _ = self._request({"op": "network"}, self.limits.call_timeout_s, "finding the network")
+        self._network_mapped = answer is not None
+        if answer is None:
+            return (), frozenset()
+        reader = self._reader()
+        initial = self._initial_entries or {}
+        entries = []
+        for raw in answer.get("entries") or []:
+            if not isinstance(raw, dict) or not isinstance(raw.get("index"), int):
+                continue
+            paths = tuple(tuple(p) for p in raw.get("paths") or [] if isinstance(p, list))
+            texts = tuple(str(t) for t in raw.get("texts") or [])
+            entries.append(NetworkEntry(raw["index"], paths, texts, reader.decode(raw.get("value")),
+                                        initial.get(raw["index"])))
+        self._sweep_outbox()
+        used = frozenset(str(n) for n in answer.get("used_names") or [] if isinstance(n, str))
+        return tuple(entries), used
 
     def namespace(self) -> dict[str, Symbol]:
         """The student's top-level names (dunders excluded), described."""
@@ -358,9 +398,11 @@ class Sandbox:
 
     def call(self, function: str, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, *,
              set_globals: dict[str, Any] | None = None, get_globals: Sequence[str] = (),
-             return_args: bool = False, record: Sequence[str] = (),
-             timeout_s: float | None = None) -> CallResult:
-        """Set globals, call `function(*args, **kwargs)` in the child, read back value, globals and args."""
+             set_params: dict[int, np.ndarray] | None = None, get_params: Sequence[int] = (),
+             record: Sequence[str] = (), compact: bool = False, timeout_s: float | None = None) -> CallResult:
+        """Set globals, write `set_params` into the network's own arrays (entry -> value, in place), call
+        `function(*args, **kwargs)` in the child (a `Ref` argument is the student's own object), and read back
+        its value, the globals and the network entries asked for."""
         self._require_started()
         where = f"call {function}"
         started = time.monotonic()
@@ -368,7 +410,9 @@ class Sandbox:
         message = {"op": "call", "function": function, "args": writer.encode(list(args)),
                    "kwargs": writer.encode(dict(kwargs or {})),
                    "set_globals": writer.encode(dict(set_globals or {})),
-                   "get_globals": list(get_globals), "return_args": return_args, "record": list(record)}
+                   "set_params": writer.encode({str(i): v for i, v in (set_params or {}).items()}),
+                   "get_params": [int(i) for i in get_params],
+                   "get_globals": list(get_globals), "record": list(record), "compact": compact}
         try:
             answer, error, timed_out = self._request(message, timeout_s or self.limits.call_timeout_s, where)
         finally:
@@ -378,15 +422,23 @@ class Sandbox:
             return CallResult(function, False, error=error, timed_out=timed_out, duration_s=elapsed)
         error = _student_error(answer.get("error"), where)
         reader = self._reader()
-        recorded = [{"function": str(r.get("function")),
-                     "arguments": self._decode_mapping(r.get("arguments"))}
-                    for r in answer.get("recorded") or [] if isinstance(r, dict)]
+        if compact:  # [sum, sum of squares, first non-zero] per step, or None
+            recorded = [r if isinstance(r, list) and len(r) == 3 else None for r in answer.get("recorded") or []]
+        else:
+            recorded = [{"function": str(r.get("function")),
+                         "arguments": self._decode_mapping(r.get("arguments"))}
+                        for r in answer.get("recorded") or [] if isinstance(r, dict)]
+        params, rebound = {}, {}
+        raw_params = answer.get("params") if isinstance(answer.get("params"), dict) else {}
+        for key, item in raw_params.items():
+            if str(key).isdigit() and isinstance(item, dict) and int(key) in get_params:
+                params[int(key)] = reader.decode(item.get("value"))
+                rebound[int(key)] = tuple(str(t) for t in item.get("rebound") or [])
         result = CallResult(
             function, error is None, value=reader.decode(answer.get("value")),
             globals=self._decode_mapping(answer.get("globals")),
-            args_after=reader.decode(answer["args_after"]) if answer.get("args_after") is not None else None,
             stdout=_with_note(answer, "stdout"), stderr=_with_note(answer, "stderr"), error=error,
-            recorded=recorded, duration_s=elapsed)
+            recorded=recorded, duration_s=elapsed, params=params, rebound=rebound)
         self._sweep_outbox()
         return result
 
@@ -401,14 +453,10 @@ class Sandbox:
             error = _student_error(answer.get("error"), cell.label)
             stdout, stderr = _with_note(answer, "stdout"), _with_note(answer, "stderr")
             snapshot = answer.get("snapshot")
-            if self._initial_params is None and isinstance(snapshot, dict):
-                self._initial_params = self._decode_mapping({"$": "dict", "items": list(snapshot.items())})
-            holders = answer.get("holders_snapshot")
-            if self._holders_params is None and isinstance(holders, dict):
-                self._holders_params = self._decode_mapping({"$": "dict", "items": list(holders.items())})
-            if isinstance(answer.get("aliases"), dict):  # the latest: later cells define the functions
-                self._aliases = {str(k): (str(v[0]), str(v[1])) for k, v in answer["aliases"].items()
-                                 if isinstance(v, list) and len(v) == 2}
+            if self._initial_entries is None and isinstance(snapshot, list):
+                reader = self._reader()
+                self._initial_entries = {raw["index"]: reader.decode(raw.get("value")) for raw in snapshot
+                                         if isinstance(raw, dict) and isinstance(raw.get("index"), int)}
             self._sweep_outbox()
         status = "ok" if error is None else error.kind
         return CellOutcome(cell.index, cell.label, status, stdout, stderr, error, time.monotonic() - started)
@@ -468,6 +516,9 @@ class Sandbox:
                         replay_error = RunError(error.kind, error.where, message, error.traceback)
                         self._replay_errors.append(replay_error)
                     break
+            if self._child is not None and self._network_mapped:  # the same entries as before the restart
+                self._exchange({"op": "network"}, self.limits.call_timeout_s, "finding the network")
+                self._sweep_outbox()
 
     def _require_started(self) -> None:
         if self._base is None or self._inbox_fd is None:
@@ -557,7 +608,7 @@ class Sandbox:
                   "shims": str(base / "shims"),
                   "mpl_cache": str(base / "mplcache"), "output_chars": self.limits.output_kb * 1024,
                   "max_array_bytes": min(self.limits.max_array_mb, self.limits.file_mb) * 2**20,
-                  "argv0": self.submission.path.name, "snapshot": self._initial_params is None,
+                  "argv0": self.submission.path.name, "snapshot": self._initial_entries is None,
                   "probe_secret": str(base / "probe-secret"), "grader_pid": os.getpid(),
                   "hidden": isolation.hidden_allowances(self._hidden(), self._kept()) if self.isolated
                   else {}}

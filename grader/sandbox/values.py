@@ -51,6 +51,14 @@ class Fingerprint:
                 and math.isclose(float((magnitude * magnitude).sum()), self.sum_sq, rel_tol=rtol, abs_tol=1e-12))
 
 
+@dataclass(frozen=True)
+class Ref:
+    """An argument that is the student's own object in the child: a global, or a network entry's array."""
+
+    global_name: str | None = None
+    entry: int | None = None
+
+
 class ArrayWriter:
     """Encodes trusted (grader) value trees to JSON nodes, writing arrays into a directory the child reads."""
 
@@ -70,6 +78,9 @@ class ArrayWriter:
             return value if math.isfinite(value) else {"$": "float", "v": repr(value)}
         if isinstance(value, (np.ndarray, np.complexfloating)):
             return self._array(np.asarray(value))
+        if isinstance(value, Ref):
+            return {"$": "ref", "global": value.global_name} if value.entry is None else {
+                "$": "ref", "entry": int(value.entry)}
         if isinstance(value, list):
             return [self.encode(v) for v in value]
         if isinstance(value, tuple):
