@@ -231,9 +231,10 @@ class SandboxStudent:
         return EpochRun(after, recorded, result.stdout)
 
     def count_epoch_steps(self, params: Params, images: np.ndarray, labels: np.ndarray, n: int,
-                          learning_rate: float, timeout_s: float) -> list[Any]:
-        """The samples one epoch over a handout-length x_train steps through, as [sum, sum of squares, first
-        non-zero] per train_one_sample call, with the step itself run only once (cheap for n = 60,000).
+                          learning_rate: float, timeout_s: float) -> tuple[list[Any], Params | None]:
+        """(the samples one epoch over a handout-length x_train steps through, as [sum, sum of squares, first
+        non-zero] per train_one_sample call; the parameters after it, None if unreadable). The step itself runs
+        only for the first call (cheap for n = 60,000), so the parameters are those after the loop's first step.
         x_train is images (m, 784) repeated to n samples, copy k marked by pixel 0 = k."""
         function = "train_one_epoch"
         small, y_small = self.form.samples(images), self.form.labels(labels)
@@ -250,10 +251,11 @@ class SandboxStudent:
         result = self._call(
             function, args, kwargs,
             set_globals={"x_train": x_student, "y_train": y_student, **self._rate_global(learning_rate)},
-            set_params=to_entries(params, self.layout), record=("train_one_sample",), compact=True,
-            timeout=timeout_s,
+            set_params=to_entries(params, self.layout), get_params=self.layout.entries,
+            record=("train_one_sample",), compact=True, timeout=timeout_s,
         )
-        return result.recorded
+        found = self._updated(function, params, result, {})
+        return result.recorded, None if isinstance(found, LayoutProblem) else found.params
 
     # ----- calling
 

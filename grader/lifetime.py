@@ -1,8 +1,9 @@
-"""What must not outlive the grader: sandbox children die with their parent, and a dead grader's box folders
-and processes are swept away by the next one.
+"""What must not outlive the grader: sandbox children die with their parent, and a dead grader's box folders,
+cgroups and processes are swept away by the next one.
 
-A sandbox's folder is `<tmp>/grader-box-<pid>-<random>`, <pid> being the grading process that made it, so a
-leftover can be told from a folder a live grader (another `grade` run on the same machine) is using.
+A sandbox's folder is `<tmp>/grader-box-<pid>-<random>` (its cgroup is named the same way), <pid> being the
+grading process that made it, so a leftover can be told from one a live grader (another `grade` run on the same
+machine) is using.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import re
 import shutil
 import signal
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 BOX_PREFIX = "grader-box-"
 _BOX_NAME = re.compile(rf"{BOX_PREFIX}(\d+)-")
 _PR_SET_PDEATHSIG = 1
+CGROUPS = Path("/sys/fs/cgroup")
 
 
 def box_prefix() -> str:
@@ -102,7 +105,7 @@ def box_owner(path: Path) -> int | None:
 
 
 def leftover_boxes(owners: Iterable[int] | None = None, tmp: Path | None = None) -> list[Path]:
-    """Sandbox folders whose owner is dead (or, given `owners`, made by one of those processes)."""
+    """Sandbox folders in tmp whose owner is dead (or, given `owners`, made by one of those processes)."""
     tmp = tmp or Path(tempfile.gettempdir())
     wanted = set(owners) if owners is not None else None
     found = []
@@ -133,12 +136,58 @@ def processes_in(boxes: Iterable[Path]) -> list[int]:
     return pids
 
 
+def _cgroup_parents() -> list[Path]:
+    """The cgroup folders this process's sandboxes make their groups in (v1 memory and pids, v2)."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return []
+    parents = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        for name in controllers.split(",") if controllers else [""]:
+            if name in ("memory", "pids", ""):
+                for mount in ([CGROUPS / name] if name else [CGROUPS, CGROUPS / "unified"]):
+                    if (mount / path.lstrip("/")).is_dir():
+                        parents.append(mount / path.lstrip("/"))
+    return list(dict.fromkeys(parents))
+
+
+def leftover_cgroups(owners: Iterable[int] | None = None) -> list[Path]:
+    """Sandbox cgroups (`grader-box-<pid>-...`) whose owner is dead, or made by one of `owners`."""
+    found: list[Path] = []
+    for parent in _cgroup_parents():
+        found += leftover_boxes(owners, parent)
+    return found
+
+
+def _remove_cgroup(group: Path) -> None:
+    for _ in range(50):
+        try:
+            members = [int(p) for p in (group / "cgroup.procs").read_text().split()]
+        except (OSError, ValueError):
+            members = []
+        for pid in members:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        try:
+            group.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.02)  # the kernel is still reaping its processes
+
+
 def sweep(owners: Iterable[int] | None = None) -> list[Path]:
-    """Kill the processes still running in leftover sandbox folders, then delete the folders; returns them.
+    """Kill the processes still running in leftover sandbox folders and cgroups, then delete them; returns them.
 
     Without `owners`, the leftovers of every dead grader on this machine; with them, those of these processes
     (grading workers known to be dead or stopped).
     """
+    owners = list(owners) if owners is not None else None
     boxes = leftover_boxes(owners)
     for pid in processes_in(boxes):
         try:
@@ -147,4 +196,7 @@ def sweep(owners: Iterable[int] | None = None) -> list[Path]:
             pass
     for box in boxes:
         shutil.rmtree(box, ignore_errors=True)
-    return boxes
+    groups = leftover_cgroups(owners)
+    for group in groups:
+        _remove_cgroup(group)
+    return boxes + groups

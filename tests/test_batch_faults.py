@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from grader.lifetime import box_owner
+from grader.lifetime import box_owner, leftover_cgroups
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "reference" / "data" / "mnist_sample.npz"
@@ -105,8 +105,9 @@ def processes_running(marker: str) -> list[int]:
 
 
 def boxes_of(pids: set[int]) -> list[Path]:
-    """Sandbox folders made by any of these processes."""
-    return [p for p in Path(tempfile.gettempdir()).glob("grader-box-*") if box_owner(p) in pids]
+    """Sandbox folders and cgroups made by any of these processes."""
+    return [p for p in Path(tempfile.gettempdir()).glob("grader-box-*") if box_owner(p) in pids] + \
+        leftover_cgroups(pids)
 
 
 def wait_until(condition, timeout: float, what: str) -> None:

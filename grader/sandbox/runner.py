@@ -16,6 +16,7 @@ import linecache
 import math
 import os
 import random
+import resource
 import shutil
 import signal
 import socket
@@ -841,7 +842,54 @@ def probe(config):
         report["network_route"] = True
     except OSError:
         report["network_route"] = False
+    report["userns_blocked"] = _user_namespace_blocked()
+    report["pids"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+    report["root_entries"] = _listing("/")
+    report["etc_entries"] = _listing("/etc") if os.path.isdir("/etc") else []
+    report["mounts"] = _writable_mounts()
+    info = os.stat(config["outbox"])
+    report["outbox_id"] = [info.st_dev, info.st_ino]
+    report["nproc"] = resource.getrlimit(resource.RLIMIT_NPROC)[0]
     return report
+
+
+def _listing(path):
+    try:
+        return sorted(os.listdir(path))
+    except OSError as exc:
+        return [f"<{path} unreadable: {exc.strerror}>"]
+
+
+def _user_namespace_blocked():
+    """True if a user namespace cannot be made here (tried in a single-threaded fork, as unshare needs)."""
+    import ctypes
+
+    pid = os.fork()
+    if pid == 0:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            os._exit(0 if libc.unshare(0x10000000) == 0 else 1)  # CLONE_NEWUSER
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 1
+
+
+def _writable_mounts():
+    """[mount point, type, mount options, superblock options] of every read-write mount this process sees."""
+    found = []
+    try:
+        with open("/proc/self/mountinfo") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        if len(fields) >= 6 and len(tail) >= 3 and "rw" in fields[5].split(","):
+            point = fields[4].encode().decode("unicode_escape")
+            found.append([point, tail[0], fields[5], tail[2]])
+    return found
 
 
 def _visible(path, allowed):
@@ -856,6 +904,8 @@ def _visible(path, allowed):
 
 def main():
     config = json.loads(sys.argv[1])
+    if config.get("nproc"):  # counted in the sandbox's own user namespace: its processes only
+        resource.setrlimit(resource.RLIMIT_NPROC, (config["nproc"], config["nproc"]))
     requests = os.fdopen(config["request_fd"], "rb")
     answers = config["answer_fd"]
     send(answers, {"id": "hello", "probe": probe(config)})
