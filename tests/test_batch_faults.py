@@ -63,8 +63,12 @@ def finish(proc: subprocess.Popen, timeout: float = 600) -> tuple[int, str, str]
     return proc.returncode, out, err
 
 
-def sandbox_of(marker: str, exclude: set[int] = frozenset(), timeout: float = 120) -> tuple[int, list[int]]:
-    """(grading worker pid, pids of its sandbox processes) for the submission whose name contains marker."""
+def sandbox_of(marker: str, grade: subprocess.Popen, exclude: set[int] = frozenset(),
+               timeout: float = 120) -> tuple[int, list[int]]:
+    """(grading worker pid, pids of its sandbox processes) for the submission whose name contains marker.
+
+    The worker is a child of this `grade`; a dying sandbox process already handed to init is not one.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = {}
@@ -72,7 +76,8 @@ def sandbox_of(marker: str, exclude: set[int] = frozenset(), timeout: float = 12
             cmdline = " ".join(p.info["cmdline"] or [])
             if "runner.py" in cmdline and marker in cmdline:
                 found[p.info["pid"]] = p.info["ppid"]
-        tops = [pid for pid, ppid in found.items() if ppid not in found and ppid not in exclude]
+        workers = {c.pid for c in psutil.Process(grade.pid).children()} - set(exclude)
+        tops = [pid for pid, ppid in found.items() if ppid in workers]
         if tops:
             return found[tops[0]], list(found)
         time.sleep(0.1)
@@ -151,12 +156,12 @@ def test_a_worker_killed_twice_costs_only_its_submission_and_leaves_nothing_behi
     out = tmp_path / "reports"
     proc = start_grade(str(folder), "--out", str(out), "--jobs", "2", rubric=rubric)
     seen = {proc.pid}
-    first, children = sandbox_of(spin.stem)
+    first, children = sandbox_of(spin.stem, proc)
     assert psutil.Process(first).ppid() == proc.pid  # a grading worker of this run
     seen |= descendants(proc.pid)
     os.kill(first, signal.SIGKILL)
     wait_until(lambda: not running(set(children)), 10, "the killed worker's sandbox child did not die")
-    second, children = sandbox_of(spin.stem, exclude={first})
+    second, children = sandbox_of(spin.stem, proc, exclude={first})
     seen |= descendants(proc.pid)
     os.kill(second, signal.SIGKILL)
     wait_until(lambda: not running(set(children)), 10, "the second killed worker's sandbox child did not die")
@@ -175,8 +180,9 @@ def test_a_worker_killed_twice_costs_only_its_submission_and_leaves_nothing_behi
     assert sorted(index_links(out)) == sorted(f"{n}.html" for n in sets)
     assert all((out / link).is_file() for link in index_links(out))
     assert f"the grader itself failed on {spin.stem}" in stderr
-    assert not running(seen | {first, second}) and not processes_running(spin.stem)
-    assert not boxes_of(seen | {first, second})
+    # (multiprocessing's resource tracker, a child of grade, ends a moment after it)
+    wait_until(lambda: not running(seen | {first, second}), 10, "a process of the run outlived it")
+    assert not processes_running(spin.stem) and not boxes_of(seen | {first, second})
 
 
 def test_a_worker_killed_once_is_graded_again_and_a_grader_failure_keeps_the_earlier_report(tmp_path, rubric):
@@ -186,7 +192,7 @@ def test_a_worker_killed_once_is_graded_again_and_a_grader_failure_keeps_the_ear
     trivial(folder, "other.py")
     out = tmp_path / "reports"
     proc = start_grade(str(folder), "--out", str(out), "--jobs", "2", rubric=rubric)
-    worker, _ = sandbox_of(spin.stem)
+    worker, _ = sandbox_of(spin.stem, proc)
     os.kill(worker, signal.SIGKILL)
     code, stdout, stderr = finish(proc)
     assert code == 0, stderr
@@ -198,9 +204,9 @@ def test_a_worker_killed_once_is_graded_again_and_a_grader_failure_keeps_the_ear
 
     # Graded again (--force), and this time both workers die: the good report above stays as it was.
     proc = start_grade(str(folder), "--out", str(out), "--jobs", "2", "--force", rubric=rubric)
-    first, _ = sandbox_of(spin.stem)
+    first, _ = sandbox_of(spin.stem, proc)
     os.kill(first, signal.SIGKILL)
-    second, _ = sandbox_of(spin.stem, exclude={first})
+    second, _ = sandbox_of(spin.stem, proc, exclude={first})
     os.kill(second, signal.SIGKILL)
     code, stdout, stderr = finish(proc)
     assert code == 1
@@ -222,7 +228,7 @@ def test_a_signal_to_the_run_stops_it_cleanly_and_a_rerun_resumes(tmp_path, rubr
     spin = spinning(folder, "b_spin")
     out = tmp_path / "reports"
     proc = start_grade(str(folder), "--out", str(out), "--jobs", "2", rubric=rubric)
-    worker, children = sandbox_of(spin.stem)
+    worker, children = sandbox_of(spin.stem, proc)
     wait_until(lambda: (out / "a_done.json").exists(), 120, "a_done was not graded")
     seen = {proc.pid, worker, *children} | descendants(proc.pid)
     os.killpg(proc.pid, sig)  # as a terminal's Ctrl-C or a scheduler's SIGTERM reaches every process of the run
@@ -247,7 +253,7 @@ def test_a_killed_grade_takes_its_workers_and_their_sandboxes_with_it(tmp_path, 
     spin = spinning(folder)
     trivial(folder, "other.py")
     proc = start_grade(str(folder), "--out", str(tmp_path / "reports"), "--jobs", "2", rubric=rubric)
-    worker, children = sandbox_of(spin.stem)
+    worker, children = sandbox_of(spin.stem, proc)
     seen = {worker, *children} | descendants(proc.pid)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
