@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from grader import __version__
-from grader.adapter import SECONDS_PER_SAMPLE, build_student
+from grader.adapt.student import SECONDS_PER_SAMPLE, build_student
 from grader.checks.backprop import RealStep, check_backprop, check_real_step
 from grader.checks.forward import ForwardCase, check_feed_forward_dataset, check_feed_forward_sample
 from grader.checks.helpers import check_helpers

@@ -151,7 +151,10 @@ def print_summary(outcome: RunOutcome, *, self_check: bool = False) -> None:
     print(f"{len(scores)} submission{'s' * (len(scores) != 1)}{mean}, "
           f"{outcome.regraded} graded now, {outcome.up_to_date} up to date")
     if self_check:
-        print("Visible checks only: the final grade may include hidden checks.")
+        withheld = next((r["hidden_checks"] for r in outcome.results if r.get("hidden_checks")), None)
+        count = f"{withheld['count']:g} hidden check{'s' * (withheld['count'] != 1)} worth " \
+                f"{_points(withheld['points'])} point{'s' * (withheld['points'] != 1)}" if withheld else "hidden checks"
+        print(f"Visible checks only: the final grade may include {count}.")
     if outcome.data_source:
         print(f"MNIST: {outcome.data_source}")
     if outcome.out_dir is not None:

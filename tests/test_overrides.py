@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from grader.grading import grade_submission
 from grader.overrides import Override, OverridesError, load_overrides, overrides_for, overrides_key
 from grader.report import grades_csv, render_report, results_json
 from grader.rubric import DEFAULT_RUBRIC
@@ -33,8 +32,8 @@ def write(tmp_path: Path, entries, name: str = "overrides.yaml") -> Path:
 
 
 @pytest.fixture(scope="module")
-def kv2154(rubric, data):
-    return grade_submission(KV2154, rubric, data)
+def kv2154(grade_once):
+    return grade_once(KV2154)
 
 
 def check(result, check_id):

@@ -83,7 +83,7 @@ def test_the_same_labels_reach_the_terminal_the_index_and_the_csv(rubric, data, 
         assert f"Problems: {shown}" in submission_lines(r.to_dict(), detailed=True, self_check=False)
 
 
-def test_a_check_cell_left_in_a_handed_in_notebook_is_no_problem(rubric, data, tmp_path):
+def test_a_check_cell_left_in_a_handed_in_notebook_is_no_problem(rubric, data, grade_once, tmp_path):
     """A real notebook (kv2154's code, then the self-check cell the README suggests) graded in the sandbox."""
     cells = [(ROOT / "submissions" / "kv2154.py").read_text(),
              "from grader import check\nresult = check()\ncheck('Q3')",
@@ -97,7 +97,7 @@ def test_a_check_cell_left_in_a_handed_in_notebook_is_no_problem(rubric, data, t
     }))
     result = grade_submission(notebook, rubric, data)
     assert result.errors == () and result.problems == ()
-    plain = grade_submission(ROOT / "submissions" / "kv2154.py", rubric, data)
+    plain = grade_once(ROOT / "submissions" / "kv2154.py")
     by_id = {c.id: c.score for q in plain.questions for c in q.checks}
     assert {c.id: c.score for q in result.questions for c in q.checks if not c.id.startswith("Q2.dataset")} == {
         k: v for k, v in by_id.items() if not k.startswith("Q2.dataset")}  # Q2's printed figures use other images

@@ -205,6 +205,16 @@ def test_the_graded_results_cover_the_situations_the_report_must_show(graded):
     assert any(c.visibility != "visible" for q in graded["solution"].questions for c in q.checks)
 
 
+def test_the_readme_states_kv2154s_score_as_grade_computes_it(graded):
+    """The README's figure comes from `grade submissions/kv2154.py` on the shipped sample: keep them equal."""
+    readme = (ROOT / "README.md").read_text()
+    stated = re.search(r"The seed submission scores ([\d.]+)/100", readme).group(1)
+    assert float(stated) == pytest.approx(graded["kv2154"].score, abs=0.005)
+    training = check(graded["kv2154"], "Q4.training")
+    assert f"{100 * training.details['gap']:.1f} points below the reference after 3 epochs" in readme
+    assert f"({training.score:.2f} of Q4's 15 training points)" in readme
+
+
 # --- HTML report: it contains what the JSON says ----------------------------------------------------------
 
 
@@ -275,9 +285,9 @@ def test_a_visible_only_report_says_how_many_hidden_checks_there_are(graded):
         for q in graded["kv2154"].questions))
     withheld = hidden_checks(rubric)
     assert withheld["count"] == 3
-    page = render_report({**visible.to_dict(), "hidden_checks": withheld}, staff=False)
+    page = render_report({**visible.to_dict(), "figures": {}, "hidden_checks": withheld}, staff=False)
     assert re.search(r'id="hidden-note">3 hidden checks\s+\(worth no points\)', page)
-    assert 'id="hidden-note"' not in render_report(visible, staff=False)
+    assert 'id="hidden-note"' not in render_report(dataclasses.replace(visible, figures={}), staff=False)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,8 +73,8 @@ class Param:
     """One parameter of a student function: name, inspect kind name, has a default (and its repr)."""
 
     name: str
-    kind: str
-    has_default: bool
+    kind: str = "POSITIONAL_OR_KEYWORD"
+    has_default: bool = False
     default_repr: str | None = None
 
 
@@ -654,6 +655,7 @@ class Sandbox:
         if self.data is not None:
             for name, array in self.data.arrays().items():
                 np.save(base / "data" / f"{name}.npy", np.asarray(array), allow_pickle=False)
+            _npz_of(base / "data", self.data.arrays(), base / "data" / "mnist.npz")
         cache = _matplotlib_font_cache()
         if cache is not None:
             (base / "mplcache").mkdir()
@@ -862,6 +864,13 @@ def _first_child_pid(pid: int) -> int | None:
     except OSError:
         return None
     return int(children[0]) if children else None
+
+
+def _npz_of(folder: Path, arrays: dict[str, np.ndarray], target: Path) -> None:
+    """The .npy files already in `folder`, stored (not compressed) in one .npz: what np.savez would write."""
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED, allowZip64=True) as npz:
+        for name in arrays:
+            npz.write(folder / f"{name}.npy", f"{name}.npy")
 
 
 def _make_readable(base: Path, skip: set[str]) -> None:

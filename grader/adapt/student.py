@@ -1,11 +1,11 @@
 """The student's code in the sandbox as a `Student` (grader/student.py): canonical in, canonical out.
 
-`build_student(box, run)` reads the student's layout (grader/layout.py) and plans every handout function's
-call against the student's own signature (grader/signatures.py); `SandboxStudent` then converts each call:
-the grader's canonical parameters go into the student's globals (and arguments, where their functions take
-them), a canonical sample (784,) float64 goes in as the handout's data holds one (x_train[i]: (28, 28) uint8),
-and the results come back canonical. Every failure becomes a StudentCodeError; nothing the student's code
-returns can crash the adapter.
+`build_student(box, run)` decides which of the student's arrays are the network (network.py) and plans every
+handout function's call against the student's own signature (calls.py); `SandboxStudent` then converts each
+call: the grader's canonical parameters are written into the student's own arrays in place (and the student's
+own objects are passed where their functions take the parameters), a canonical sample (784,) float64 goes in as
+the handout's data holds one (x_train[i]: (28, 28) uint8), and the results come back canonical, read from what
+the call changed. Every failure becomes a StudentCodeError; nothing the student's code returns can crash this.
 """
 
 from __future__ import annotations
@@ -17,11 +17,20 @@ from typing import Any
 
 import numpy as np
 
-from grader.adapt.network import NetworkLayout, choose_network, from_entries, initial_params, to_entries
-from grader.layout import LayoutProblem, detect_layout_in, read_params
+from grader.adapt.calls import CallPlan, SignatureProblem, call_arguments, plan_call
+from grader.adapt.names import HANDOUT, LEARNING_RATE_NAMES
+from grader.adapt.network import (
+    NetworkLayout,
+    choose_network,
+    from_entries,
+    initial_params,
+    returned_network,
+    to_entries,
+)
+from grader.adapt.returns import read_forward_return
+from grader.adapt.shapes import LayoutProblem
 from grader.results import RunError
 from grader.sandbox import CallResult, Fingerprint, Opaque, Ref, RunLog, Sandbox, Symbol
-from grader.signatures import HANDOUT, CallPlan, SignatureProblem, plan_call, read_forward_return
 from grader.student import EpochRun, Params, StudentCodeError
 
 HANDOUT_FUNCTIONS = tuple(HANDOUT)
@@ -351,7 +360,7 @@ class SandboxStudent:
         if rebound or not _same(state.params, sent):
             self._adapt(*state.notes)
             return UpdatedParams("state", state.params, state.notes)
-        returned = _returned_network(result.value, context)
+        returned = returned_network(result.value, context)
         if returned is not None and not _same(returned.params, sent):
             note = f"{function} returns the updated parameters instead of updating the globals"
             self._adapt(*returned.notes, note)
@@ -395,17 +404,6 @@ def _same(a: Params, b: Params) -> bool:
     return all(np.array_equal(x, y) for x, y in zip(a[0] + a[1], b[0] + b[1], strict=True))
 
 
-def _returned_network(value: Any, context: str) -> Any:
-    """The network a training function returned (its six arrays found by shape), or None."""
-    if not isinstance(value, (list, tuple, dict)):
-        return None
-    layout = detect_layout_in({"return": value})
-    if isinstance(layout, LayoutProblem):
-        return None
-    read = read_params({"return": value}, layout, context)
-    return None if isinstance(read, LayoutProblem) else read
-
-
 def _plain(value: Any) -> Any:
     """A recorded value; a fingerprint (of a one-hot label, say) as a dict {"shape", "sum", "sumsq", ...}."""
     if isinstance(value, Fingerprint):
@@ -416,28 +414,6 @@ def _plain(value: Any) -> Any:
             "first_nonzero": value.first_nonzero,
         }
     return value
-
-
-# ------------------------------------------------------------------------------------------ arguments
-
-
-def call_arguments(
-    plan: CallPlan, signature: Sequence[Any], values: Mapping[str, Any]
-) -> tuple[list[Any], dict[str, Any], dict[str, int]]:
-    """(args, kwargs, {role: position}) for the sandbox: the planned arguments positionally, left to right,
-    as far as the signature allows, so that the sandbox can return the arguments it mutated; the rest by
-    keyword."""
-    by_parameter = {a.parameter: a for a in plan.arguments}
-    args: list[Any] = []
-    positions: dict[str, int] = {}
-    for p in signature:
-        argument = by_parameter.get(p.name)
-        if p.kind not in ("POSITIONAL_ONLY", "POSITIONAL_OR_KEYWORD") or argument is None:
-            break
-        positions[argument.role] = len(args)
-        args.append(values[argument.role])
-    kwargs = {a.parameter: values[a.role] for a in plan.arguments if a.role not in positions}
-    return args, kwargs, positions
 
 
 # ------------------------------------------------------------------------------------------ building
@@ -477,15 +453,12 @@ def build_student(box: Sandbox, run: RunLog) -> SandboxStudent:
                           rate_global)
 
 
-LEARNING_RATE_NAMES = ("learning_rate", "lr", "eta", "alpha", "step_size", "LEARNING_RATE", "LR", "ETA", "ALPHA")
-
-
 def _global_learning_rate(namespace: Mapping[str, Symbol], plans: Mapping[str, CallPlan]) -> str | None:
     """The one float global named like a learning rate, when train_one_sample takes no learning_rate."""
     plan = plans.get("train_one_sample")
     if plan is None or plan.takes("learning_rate"):
         return None
-    found = [n for n in LEARNING_RATE_NAMES if n in namespace and namespace[n].kind == "float"]
+    found = [n for n, s in namespace.items() if n.lower() in LEARNING_RATE_NAMES and s.kind == "float"]
     return found[0] if len(found) == 1 else None
 
 
