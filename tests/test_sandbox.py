@@ -547,3 +547,19 @@ def test_a_child_that_cannot_join_its_cgroup_is_never_started(tmp_path, monkeypa
     with pytest.raises(SandboxFailure, match="could not be started"):
         with Sandbox(submission_of(tmp_path, "x = 1\n"), None, FAST):
             pass
+
+
+def test_the_view_holds_the_students_packages_and_never_the_graders(tmp_path):
+    import grader
+    import reference
+
+    entries = [e for d in bwrap._site_dirs() for e in bwrap.allowed_entries(d)]
+    assert "numpy" in entries and "matplotlib" in entries
+    assert not {"grader", "reference"} & set(entries) and not any(e.endswith(".pth") for e in entries)
+    files = bwrap.BoxFiles(*(tmp_path / n for n in ("runner.py", "shims", "data", "inbox")), None,
+                           *(tmp_path / n for n in ("probe-secret", "passwd", "group")))
+    view = bwrap.view(files, bwrap.Sizes(16, 64), hidden=[])
+    for package in (grader, reference):
+        assert bwrap.visible_at_own_path(view, Path(package.__file__).parent) is None
+    assert bwrap.visible_at_own_path(view, Path(np.__file__).parent) is not None
+    assert bwrap.visible_at_own_path(view, Path("/srv")) is None and bwrap.visible_at_own_path(view, tmp_path) is None
