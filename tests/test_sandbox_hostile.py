@@ -437,3 +437,12 @@ def test_without_a_cgroup_processes_times_address_space_stay_within_the_limit(tm
         described = box.protections()
     assert after.value == "still graded" and "BlockingIOError" in log.errors[0].message  # the 2nd fork
     assert "at most 2 process(es) of 1024 MB address space each, so 2048 MB in all" in described[0]
+
+
+@needs_bwrap
+def test_the_monitors_above_the_child_are_out_of_its_reach(tmp_path):
+    with Sandbox(hostile(tmp_path, "monitors.py"), None, LIMITS) as box:
+        log = box.run_cells()
+        reached = box.get(["reached"])["reached"]
+        after = box.call("after")
+    assert set(statuses(log)) == {"ok"} and reached == [] and after.value == "still graded"
