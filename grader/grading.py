@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from grader import __version__, questions
-from grader.adapt.student import SECONDS_PER_SAMPLE, build_student
-from grader.checks.training import TrainingSettings, reference_history
+from grader.adapt.build import build_student
+from grader.adapt.student import SECONDS_PER_SAMPLE
+from grader.checks.short_training import reference_history
+from grader.checks.training import TrainingSettings
 from grader.data import GradingData, prepare_data
 from grader.problems import problem_labels
 from grader.questions import Context, guarded

@@ -22,9 +22,11 @@ from typing import Any
 import jinja2
 import numpy as np
 
-from grader.adapt.student import HANDOUT_FUNCTIONS, build_student
+from grader.adapt.build import build_student
+from grader.adapt.student import HANDOUT_FUNCTIONS
 from grader.grading import GradingData, prepare_data, run_checks
-from grader.kernel_box import KernelBox, caller_namespace, preserved_state
+from grader.kernel_box import KernelBox, caller_namespace
+from grader.kernel_state import preserved_state
 from grader.questions import QUESTIONS
 from grader.questions.helpers import NAMES as HELPER_NAMES
 from grader.results import CheckResult, QuestionResult, RunError

@@ -3,12 +3,8 @@ feed_forward_dataset prints."""
 
 from __future__ import annotations
 
-from grader.checks.forward import (
-    ForwardCase,
-    ForwardSettings,
-    check_feed_forward_dataset,
-    check_feed_forward_sample,
-)
+from grader.checks.forward import ForwardCase, ForwardSettings, check_feed_forward_sample
+from grader.checks.forward_dataset import check_feed_forward_dataset
 from grader.checks.signatures import check_signatures
 from grader.gradients import probe_point
 from grader.questions.base import Context, Question

@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from grader.checks.backprop import BackpropSettings, RealStep, check_backprop, check_real_step
+from grader.checks.backprop import BackpropSettings, check_backprop
 from grader.checks.own_loop import OwnLoopRun, first_step_errors, withhold_credit, wrong_tensors
+from grader.checks.real_step import RealStep, check_real_step
 from grader.checks.signatures import check_signatures
 from grader.checks.training import check_training_loop
 from grader.data import GradingData

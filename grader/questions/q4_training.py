@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from grader.checks.short_training import check_short_training
 from grader.checks.signatures import check_signatures
-from grader.checks.training import TrainingSettings, check_short_training, check_training_loop
+from grader.checks.training import TrainingSettings, check_training_loop
 from grader.questions.base import Context, Question
 from grader.results import CheckResult, GradientVerdict
 from grader.student import Student
