@@ -52,11 +52,12 @@ class TracedArray:
     line: int
     source: str
     value: np.ndarray
+    file: str = ""  # the submission's file name ("hw.py", or "hw.ipynb cell 4")
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> TracedArray:
         return cls(str(record["name"]), str(record["function"]), int(record["line"]), str(record["source"]),
-                   np.asarray(record["value"]))
+                   np.asarray(record["value"]), str(record.get("file", "")))
 
 
 def intermediates(params: Params, x: np.ndarray, label: int) -> dict[str, np.ndarray]:
@@ -132,6 +133,7 @@ class Pinpoint:
         self.scale, self.expected = self._reference(np.asarray(x, dtype=np.float64).ravel())
         self.right = [self._right_for(t) for t in self.traced]  # per traced array, the quantities it holds
         self.observed = set().union(*self.right) if self.right else set()
+        self._found: dict[str, FirstWrong | None] | None = None
 
     def _reference(self, x: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
         """The input scale the student's own forward pass uses (1, 255 or 256) and the intermediates there."""
@@ -151,8 +153,18 @@ class Pinpoint:
         return {name for name in self.expected if self._holds(traced.value, self.expected, name)}
 
     def first_wrong(self, tensor_name: str, implied: Params) -> FirstWrong | None:
-        """The first wrong quantity behind the student's wrong gradient of tensor_name ('W1'..'b3'), or None
-        when it is right or no traced array holds the wrong value."""
+        """The first wrong quantity behind the student's gradient of tensor_name ('W1'..'b3'): the earliest one
+        found wrong upstream of it, from this tensor or another; None when it is right or nothing holds it."""
+        if self._found is None:
+            self._found = {name: self._walk(name, implied) for name in TENSOR_QUANTITY}
+        own = self._found[tensor_name]
+        if own is None:
+            return None
+        upstream = [f for f in self._found.values() if f is not None and f.quantity in ancestors(own.quantity)]
+        return min(upstream + [own], key=lambda f: order(f.quantity))
+
+    def _walk(self, tensor_name: str, implied: Params) -> FirstWrong | None:
+        """Walk back from the student's gradient of tensor_name to the wrong quantity it follows from."""
         quantity = TENSOR_QUANTITY[tensor_name]
         student = np.asarray(tensor(implied, tensor_name), dtype=np.float64).reshape(self.expected[quantity].shape)
         if close(student, self.expected[quantity], quantity in SIGNED):
@@ -170,7 +182,8 @@ class Pinpoint:
         if holder is None:
             return None
         e = error(student, self.expected[quantity], quantity in SIGNED)
-        return FirstWrong(quantity, holder.variable, holder.function, holder.line, float(e), holder.source)
+        return FirstWrong(quantity, holder.variable, holder.function, holder.line, float(e), holder.source,
+                          holder.file)
 
     def _wrong_inputs(self, quantity: str, student: np.ndarray) -> Iterable[tuple[str, np.ndarray, TracedArray]]:
         """(input, its wrong value, the traced array) for the fewest wrong inputs that explain `student`."""
@@ -216,3 +229,15 @@ class Pinpoint:
 def order(quantity: str) -> int:
     """Position of a quantity in the step's computation order."""
     return QUANTITIES.index(quantity)
+
+
+def ancestors(quantity: str) -> set[str]:
+    """Every quantity `quantity` is computed from, directly or not."""
+    found: set[str] = set()
+    stack = list(INPUTS.get(quantity, ()))
+    while stack:
+        name = stack.pop()
+        if name not in found:
+            found.add(name)
+            stack.extend(INPUTS.get(name, ()))
+    return found

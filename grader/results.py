@@ -86,7 +86,8 @@ class FirstWrong:
     function: str
     line: int
     rel_error: float
-    source: str = ""
+    source: str = ""  # the line, quoted
+    file: str = ""  # "hw.py", or "hw.ipynb cell 4" for a notebook
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -573,19 +573,27 @@ class StepTracer:
         """[(path, array)] of the frame's locals, one level deep into dicts, lists, tuples and `self`."""
         found = []
         for name, value in list(frame.f_locals.items()):
-            if isinstance(value, np.ndarray):
-                found.append((name, value))
-            elif isinstance(value, dict) and len(value) <= 64:
-                found += [(f"{name}[{k!r}]", v) for k, v in list(value.items())
-                          if isinstance(k, (str, int)) and isinstance(v, np.ndarray)]
-            elif isinstance(value, (list, tuple)) and len(value) <= 64:
-                found += [(f"{name}[{i}]", v) for i, v in enumerate(value) if isinstance(v, np.ndarray)]
-            elif name == "self":
-                attributes = getattr(value, "__dict__", None)
-                if isinstance(attributes, dict) and len(attributes) <= 64:
-                    found += [(f"self.{k}", v) for k, v in list(attributes.items())
-                              if isinstance(k, str) and isinstance(v, np.ndarray)]
+            self.collect(name, value, found, 2, name == "self")
         return [(p, v) for p, v in found if self.wanted(v)]
+
+    def collect(self, path, value, found, depth, attributes=False):
+        if isinstance(value, np.ndarray):
+            found.append((path, value))
+        elif depth <= 0:
+            return
+        elif isinstance(value, dict) and len(value) <= 64:
+            for k, v in list(value.items()):
+                if isinstance(k, (str, int)):
+                    self.collect(f"{path}[{k!r}]", v, found, depth - 1)
+        elif isinstance(value, (list, tuple)) and len(value) <= 64:
+            for i, v in enumerate(value):
+                self.collect(f"{path}[{i}]", v, found, depth - 1)
+        elif attributes:
+            fields = getattr(value, "__dict__", None)
+            if isinstance(fields, dict) and len(fields) <= 64:
+                for k, v in list(fields.items()):
+                    if isinstance(k, str):
+                        self.collect(f"{path}.{k}", v, found, depth - 1)
 
     def observe(self, frame, line):
         """Record what changed since the frame's last event, as assigned by `line`."""
@@ -605,7 +613,7 @@ class StepTracer:
         text = self.lines.get(frame.f_code.co_filename, [])
         source = text[line - 1].strip() if 0 < line <= len(text) else ""
         self.records.append({"name": str(name)[:100], "function": frame.f_code.co_name[:100], "line": int(line),
-                             "source": source[:300], "value": copy})
+                             "file": frame.f_code.co_filename[:200], "source": source[:300], "value": copy})
         return copy
 
 

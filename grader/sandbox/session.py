@@ -153,7 +153,7 @@ class CallResult:
     duration_s: float = 0.0
     params: dict[int, Any] = field(default_factory=dict)  # network entry -> its value after the call
     rebound: dict[int, tuple[str, ...]] = field(default_factory=dict)  # entry -> paths the student rebound
-    trace: tuple[dict[str, Any], ...] | None = None  # with call(trace=True): [{name, function, line, source, value}]
+    trace: tuple[dict[str, Any], ...] | None = None  # call(trace=True): [{name, function, line, file, source, value}]
 
 
 class _ChildEnded(Exception):
@@ -951,5 +951,6 @@ def _traced(node: Any, reader: ArrayReader) -> tuple[dict[str, Any], ...]:
         value = reader.decode(raw.get("value"))
         if isinstance(value, np.ndarray):
             traced.append({"name": str(raw.get("name"))[:100], "function": str(raw.get("function"))[:100],
-                           "line": raw["line"], "source": str(raw.get("source"))[:300], "value": value})
+                           "line": raw["line"], "file": str(raw.get("file"))[:200],
+                           "source": str(raw.get("source"))[:300], "value": value})
     return tuple(traced)
