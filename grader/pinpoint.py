@@ -205,7 +205,7 @@ class Pinpoint:
         shape, found, seen = self.expected[quantity].shape, [], set()
         for traced, right in zip(self.traced, self.right, strict=True):
             value = None if right or traced.value.size == 1 else as_shape(traced.value, shape, self.square_transposed)
-            if value is None or value.tobytes() in seen:
+            if value is None or not np.any(value) or value.tobytes() in seen:
                 continue
             seen.add(value.tobytes())
             found.append((value, traced))
@@ -217,6 +217,8 @@ class Pinpoint:
         """The traced array holding the student's wrong value of quantity: where it is first computed, or, when
         that computes another quantity right (W3 delta3, say), where it is next taken up (db2 = that)."""
         shape = self.expected[quantity].shape
+        if not np.any(student):
+            return None  # any array of zeros would hold it: nothing to point at
         holders = [(traced, bool(right)) for traced, right in zip(self.traced, self.right, strict=True)
                    if (value := as_shape(traced.value, shape, self.square_transposed)) is not None
                    and close(value, student, quantity in SIGNED)]
