@@ -37,6 +37,14 @@ INPUTS: Mapping[str, tuple[str, ...]] = {
     "dW3": ("a2", "delta3"), "db3": ("delta3",), "dW2": ("a1", "delta2"), "db2": ("delta2",),
     "dW1": ("x", "delta1"), "db1": ("delta1",),
 }
+MEANING = {
+    "z1": "the first hidden layer's pre-activation", "a1": "the first hidden layer's activation",
+    "z2": "the second hidden layer's pre-activation", "a2": "the second hidden layer's activation",
+    "z3": "the output logits", "p": "the softmax output", "delta3": "dL/dz3, the output delta",
+    "delta2": "dL/dz2, the second hidden layer's delta", "delta1": "dL/dz1, the first hidden layer's delta",
+    "dW3": "the W3 gradient", "db3": "the b3 gradient", "dW2": "the W2 gradient", "db2": "the b2 gradient",
+    "dW1": "the W1 gradient", "db1": "the b1 gradient",
+}
 TENSOR_QUANTITY = {"W1": "dW1", "b1": "db1", "W2": "dW2", "b2": "db2", "W3": "dW3", "b3": "db3"}
 INPUT_SCALES = (1.0, 255.0, 256.0)
 TOLERANCE = 1e-4  # float32 students agree to ~1e-7, the mildest real bug differs by ~0.1

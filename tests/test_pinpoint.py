@@ -152,3 +152,33 @@ def test_tracing_is_bounded_and_changes_nothing(tmp_path, sandbox_data, mnist):
     assert sum(r["value"].size for r in traced.trace) <= 400_000 + 25_088
     assert elapsed < 5
     assert np.array_equal(traced.globals["weights"][0], 2 * plain.globals["weights"][0])  # the step ran whole
+
+
+@pytest.fixture(scope="module")
+def kv2154_and_solution(grade_once):
+    return grade_once(ROOT / "submissions" / "kv2154.py"), grade_once(ROOT / "reference" / "solution.py")
+
+
+def test_kv2154s_report_opens_q3_with_the_first_wrong_quantity_and_its_quoted_line(kv2154_and_solution):
+    from html.parser import HTMLParser
+
+    from grader.report.html import render_index, render_report
+
+    kv2154, solution = kv2154_and_solution
+    gradients = kv2154.to_dict()["gradients"]
+    assert gradients["W1"]["first_wrong"]["quantity"] == "delta1"
+    assert gradients["b2"]["first_wrong"]["variable"] == "SecondLayerBiases"
+    assert all("first_wrong" not in v for v in solution.to_dict()["gradients"].values())
+    page = render_report(kv2154, staff=False)
+    q3 = page[page.index('<section class="question" id="Q3">'):]
+    block = q3[:q3.index('<div class="check')]
+    assert 'id="first-wrong"' in block  # before the first check of Q3
+    assert "270 | FirstLayerUpdate = np.multiply(FirstLastLayer, dsigmoid(FirstLayer))" in block
+    assert "267 | SecondLayerBiases = SecondLastLayer" in block
+    assert block.index('data-quantity="delta1"') < block.index('data-quantity="db2"')  # computation order
+    HTMLParser().feed(page)
+    assert 'id="first-wrong"' not in render_report(solution, staff=False)
+    index = render_index([kv2154, solution])
+    counted = index[index.index('<section id="first-wrong">'):]
+    assert '<tr data-quantity="delta1"><td class="num">1 (50%)</td>' in counted
+    assert 'data-quantity="db2"' not in counted  # a submission counts once, at its earliest quantity
