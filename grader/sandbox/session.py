@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from grader import lifetime
 from grader.results import RunError
 from grader.sandbox import bwrap, cgroups, isolation
 from grader.sandbox.isolation import ChildUser, SandboxFailure
@@ -366,7 +367,7 @@ class Sandbox:
     def start(self) -> None:
         """Lay out the sandbox directory and start the child (verifying its protections)."""
         self._deadline = time.monotonic() + self.limits.total_timeout_s
-        self._base = Path(tempfile.mkdtemp(prefix="grader-box-"))
+        self._base = Path(tempfile.mkdtemp(prefix=lifetime.box_prefix()))  # names its owner: see lifetime
         try:
             self._layout()
             self._log_fd = _output_log(self._base)
@@ -757,8 +758,8 @@ class Sandbox:
             proc = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(request_r, answer_w),
                 env=env, cwd=base, start_new_session=True,
-                preexec_fn=isolation.rlimit_setter(memory_mb, self.limits.file_mb, nproc,
-                                                   strict=self.isolated, join=joins))
+                preexec_fn=lifetime.die_with_parent(isolation.rlimit_setter(
+                    memory_mb, self.limits.file_mb, nproc, strict=self.isolated, join=joins)))
         finally:
             for fd in (request_r, answer_w, *joins):
                 os.close(fd)
