@@ -150,7 +150,7 @@ def test_tracing_is_bounded_and_changes_nothing(tmp_path, sandbox_data, mnist):
         elapsed = time.monotonic() - started
     assert plain.trace is None and traced.ok and traced.trace
     assert sum(r["value"].size for r in traced.trace) <= 400_000 + 25_088
-    assert elapsed < 5
+    assert elapsed < 3  # the tracer stops after 0.5 s and the call goes on untraced
     assert np.array_equal(traced.globals["weights"][0], 2 * plain.globals["weights"][0])  # the step ran whole
 
 
