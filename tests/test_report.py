@@ -629,6 +629,18 @@ def test_results_json_carries_each_check_s_message_status_and_visibility(graded)
     assert tests["helpers.sigmoid"]["number"].startswith("5.")
 
 
+def test_results_json_output_lists_what_cost_points_for_visible_checks_only(graded):
+    result = graded["kv2154"]
+    output = results_json(result)["output"]
+    lost = [c for q in result.questions for c in q.checks if c.max_score - c.score > 1e-9]
+    assert "What cost you points:" in output
+    for c in lost:
+        assert (f" {c.title} (" in output) == (c.visibility == "visible")
+    assert f"-4 Q1 {check(result, 'Q1.W3.distribution').title} (failed): " \
+           f"{check(result, 'Q1.W3.distribution').fix}" in output
+    assert "Q4 training 3 epochs (partial): " in output
+
+
 def test_results_json_of_an_ungradable_submission_scores_zero_and_says_why(graded):
     doc = results_json(graded["broken"])
     assert doc["score"] == 0
