@@ -141,7 +141,9 @@ def class_results() -> dict[str, SubmissionResult]:
     variant.write_text(kv2154_variant())
     std = workdir() / "std_init.py"
     std.write_text(std_not_variance())
-    extra = {"kv2154_copy": grade_submission(copy, rubric, data),
+    # The copy's bytes are kv2154's, so its grade is kv2154's (grading is deterministic: test_grading.py checks
+    # it); only its path differs.
+    extra = {"kv2154_copy": dataclasses.replace(graded_results()["kv2154"], path=str(copy)),
              "kv2154_f32": grade_submission(variant, rubric, data),
              "scaled": grade_submission(ROOT / "tests" / "fixtures" / "bends" / "scaled_inputs.py", rubric, data),
              "std_init": grade_submission(std, rubric, data)}
@@ -164,10 +166,22 @@ def plain(graded) -> dict[str, SubmissionResult]:
     return {name: dataclasses.replace(r, figures={}) for name, r in graded.items()}
 
 
+class Pages(dict):
+    """Each result's report, rendered on first use and once per view: (name, staff) -> HTML."""
+
+    def __init__(self, graded: dict[str, SubmissionResult]):
+        super().__init__()
+        self.graded = graded
+
+    def __missing__(self, key: tuple[str, bool]) -> str:
+        name, staff = key
+        self[key] = render_report(self.graded[name], staff=staff)
+        return self[key]
+
+
 @pytest.fixture(scope="module")
 def pages(graded) -> dict[tuple[str, bool], str]:
-    """Each result's report, rendered once per view: (name, staff) -> HTML."""
-    return {(name, staff): render_report(r, staff=staff) for name, r in graded.items() for staff in (True, False)}
+    return Pages(graded)
 
 
 def as_json(result: SubmissionResult) -> dict:
@@ -455,7 +469,10 @@ def test_not_gradable_report_explains_why(graded, pages):
 def test_run_errors_are_in_plain_words(graded, pages):
     page = pages["timeout", False]
     timeout = next(e for e in graded["timeout"].errors if e.kind == "timeout")
-    assert f'Your code ran out of time <span class="muted small">in {escape(timeout.where)}</span>' in page
+    assert timeout.message.startswith(f"{timeout.where} was still running")
+    assert f"<h3>Your code ran out of time</h3>\n  <div class=\"message\">{escape(timeout.message)}</div>" in page
+    assert page.count(f"{timeout.where} {timeout.where}") == 0 and "in lines 3-4</span>" not in page
+    assert f"Your code ran out of time: {timeout.message}" in results_json(graded["timeout"])["output"]
     assert "Your code raised an exception" in pages["script", False]
 
 

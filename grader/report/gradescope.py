@@ -154,6 +154,6 @@ def cost_lines(data: dict[str, Any]) -> list[str]:
 
 def _error_line(e: dict[str, Any]) -> str:
     """'Your code ran out of time (cell 4): stopped after 60 s'."""
-    kind = e.get("kind", "")
-    where = f" ({e['where']})" if e.get("where") else ""
-    return f"{ERROR_WORDS.get(kind, kind)}{where}: {e.get('message', '')}"
+    kind, message = e.get("kind", ""), str(e.get("message", ""))
+    where = f" ({e['where']})" if e.get("where") and not message.startswith(str(e["where"])) else ""
+    return f"{ERROR_WORDS.get(kind, kind)}{where}: {message}"
