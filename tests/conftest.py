@@ -87,18 +87,9 @@ def data(rubric):
 
 
 @pytest.fixture(scope="session")
-def grade_once(rubric, data):
-    """grade_submission(path) with the shipped rubric and the sample's data, each file graded once per session."""
-    from pathlib import Path
+def grade_once():
+    """grade_submission(path) with the shipped rubric and sample, each file graded once per test process
+    (tests/graded.py: test_report.py shares the same results)."""
+    from graded import graded
 
-    from grader.grading import grade_submission
-
-    graded = {}
-
-    def grade(path):
-        path = Path(path).resolve()
-        if path not in graded:
-            graded[path] = grade_submission(path, rubric, data)
-        return graded[path]
-
-    return grade
+    return graded

@@ -24,12 +24,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import graded as shared
 import jsonschema
 import markupsafe
 import pytest
 import yaml
 
-from grader.grading import grade_submission, prepare_data
+from grader.grading import grade_submission
 from grader.report import figures as figs
 from grader.report import (
     grades_csv,
@@ -45,7 +46,7 @@ from grader.report.common import as_dict, check_state, jsonable, mistakes, numbe
 from grader.report.html import common_mistakes, pass_rates
 from grader.results import SubmissionResult
 from grader.rubric import DEFAULT_RUBRIC, load_rubric
-from reference.mnist import load_mnist, sample_path
+from reference.mnist import sample_path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((Path(__file__).parent / "gradescope_results.schema.json").read_text())
@@ -83,11 +84,9 @@ def short_cell_rubric(where: Path):
     return load_rubric(path)
 
 
-@functools.cache
 def grading_inputs():
     """The shipped rubric and the data cut from the shipped MNIST sample (once per test process)."""
-    rubric = load_rubric()
-    return rubric, prepare_data(rubric, load_mnist(sample_path()))
+    return shared.inputs()
 
 
 @functools.cache
@@ -101,7 +100,7 @@ def graded_results() -> dict[str, SubmissionResult]:
         "transposed": ROOT / "tests" / "fixtures" / "bends" / "transposed.py",
         **made,
     }
-    results = {name: grade_submission(path, rubric, data) for name, path in paths.items()}
+    results = {name: shared.graded(path) for name, path in paths.items()}
     loop = ROOT / "tests" / "hostile" / "infinite_loop.py"
     results["timeout"] = grade_submission(loop, short_cell_rubric(workdir()), data)
     return {name: results[name] for name in NAMES}
