@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 
 from grader import __version__
-from grader.adapter import SECONDS_PER_SAMPLE, build_student
+from grader.adapt.student import SECONDS_PER_SAMPLE, build_student
 from grader.checks.backprop import RealStep, check_backprop, check_real_step
 from grader.checks.forward import ForwardCase, check_feed_forward_dataset, check_feed_forward_sample
 from grader.checks.helpers import check_helpers
 from grader.checks.initialisation import check_initialisation
+from grader.checks.own_loop import OwnLoopRun, first_step_errors, run_own_loop, withhold_credit, wrong_tensors
 from grader.checks.signatures import FUNCTIONS, check_signatures
 from grader.checks.training import check_short_training, check_training_loop, reference_history
 from grader.gradients import probe_point, probe_samples
@@ -172,10 +173,13 @@ def run_checks(
         steps = [RealStep("the handout's initialisation", init, x, label),
                  RealStep("weights after one epoch of training", data.trained, x2, label2)]
         real_steps.extend(steps)
-        return results + [check_real_step(student, steps, settings["Q3"].real_step_points)]
+        probes_passed = all(v.ok for v in verdicts.values())
+        return results + [check_real_step(student, steps, settings["Q3"].real_step_points,
+                                          probes_passed=probes_passed)]
 
     real_steps: list[RealStep] = []
     checks["Q3"] = _guarded("Q3", q3)
+    own_scale = None  # the student's own network divides the inputs by this, consistently
     if any(v.verdict == "wrong" for v in gradients.values()):
         scale = _own_input_scale(student, data, settings["Q3"].seed)
         forward_scale = _forward_input_scale(student, data, settings["Q3"].seed) if scale is not None else None
@@ -185,16 +189,21 @@ def run_checks(
                     gradients[name] = replace(v, diagnosis=_inconsistent_sentence(scale, forward_scale))
             checks["Q3"] = [_inconsistent(c, scale, forward_scale) for c in checks["Q3"]]
         elif scale is not None:
-            rejudged = check_real_step(student, real_steps, settings["Q3"].real_step_points, input_scale=scale)
+            own_scale = scale
+            rejudged = check_real_step(student, real_steps, settings["Q3"].real_step_points, input_scale=scale,
+                                       probes_passed=True)
             checks["Q3"] = [rejudged if c.id == rejudged.id else _graded_on_own_forward(c, scale)
                             for c in checks["Q3"]]
             for name, v in list(gradients.items()):
                 # judged against the student's own network: ok and verdict agree (the e above is the handout's)
                 gradients[name] = replace(v, ok=True, verdict="correct", diagnosis=_scaled_sentence(scale))
     checks["Q3"] = _distrust_probes_if_real_step_fails(checks["Q3"])
+    own = _guarded_value(lambda: run_own_loop(student, data.train_images, data.train_labels,
+                                              settings["Q4"].epoch_length, settings["Q4"].loop_learning_rate,
+                                              settings["Q3"].seed))
 
     def q4() -> list[CheckResult]:
-        loop = check_training_loop(student, init, data.train_images, data.train_labels, settings["Q4"])
+        loop = check_training_loop(student, init, data.train_images, data.train_labels, settings["Q4"], own)
         short = check_short_training(student, init, data.train_images, data.train_labels,
                                      data.test_images, data.test_labels, settings["Q4"])
         if short.details.get("student_accuracy"):
@@ -203,6 +212,8 @@ def run_checks(
         return [loop, short]
 
     checks["Q4"] = _guarded("Q4", q4)
+    checks["Q3"] = _credit_only_what_the_own_loop_confirms(checks["Q3"], checks["Q4"], own, own_scale)
+    gradients.update(_verdicts_agreeing_with(checks["Q3"], gradients))
     for question in FUNCTIONS:
         checks[question] += _guarded(question, lambda q=question: [check_signatures(q, student)])
     checks["Q4"] = [_accuracy_caveat(c, gradients, training) for c in checks["Q4"]]
@@ -212,6 +223,41 @@ def run_checks(
     if any(not v.ok for v in gradients.values()):
         figures.update(_gradient_figures(student, data, settings["Q3"].seed, _named_probe(checks["Q3"])))
     return checks, gradients, training, figures
+
+
+def _guarded_value(thunk: Callable[[], Any]) -> Any:
+    """thunk(), or None when the grader itself fails there (the checks that use it then draw no conclusion)."""
+    try:
+        return thunk()
+    except Exception:  # noqa: BLE001 - the grader's own failure; the checks go on without this evidence
+        return None
+
+
+def _credit_only_what_the_own_loop_confirms(q3: list[CheckResult], q4: list[CheckResult], own: OwnLoopRun | None,
+                                            scale: float | None) -> list[CheckResult]:
+    """Q3 tensors right at the probes but wrong in the steps of the student's own train_one_epoch: no credit.
+
+    Only where the loop itself is sound (a loop that skips, scales or rescales is Q4's business) and the
+    student's network is the handout's (an own-scale network is judged at the probes only)."""
+    if scale is not None:
+        return q3
+    if own is not None and own.keys and own.keys[0] == _key(own.x):
+        q3 = withhold_credit(q3, wrong_tensors(first_step_errors(own)), "the first step of your own "
+                             "train_one_epoch (from the same kind of weights, on a full-length x_train)")
+    loop = next((c for c in q4 if c.id == "Q4.loop"), None)
+    tensors = [c for c in q3 if c.id.split(".")[-1] in ("W1", "b1", "W2", "b2", "W3", "b3")]
+    # Over 20 steps one wrong tensor moves every other: the trajectory speaks only when all six were right
+    if loop is not None and loop.status == "passed" and tensors and all(c.status == "passed" for c in tensors):
+        q3 = withhold_credit(q3, wrong_tensors(loop.details.get("trajectory_rel_error") or {}),
+                             "where your own train_one_epoch takes 20 steps from the handout's initialisation, the "
+                             "result")
+    return q3
+
+
+def _key(x: np.ndarray) -> list[Any]:
+    """[sum, sum of squares, first non-zero] of a canonical sample, as the sandbox records a step's sample."""
+    nonzero = np.flatnonzero(x)
+    return [float(x.sum()), float(x @ x), int(nonzero[0]) if nonzero.size else -1]
 
 
 def _accuracy_caveat(
@@ -227,6 +273,20 @@ def _accuracy_caveat(
     return replace(check, message=check.message + note)
 
 
+def _verdicts_agreeing_with(q3: list[CheckResult], gradients: dict[str, GradientVerdict]
+                            ) -> dict[str, GradientVerdict]:
+    """A tensor right at the probes whose credit was withheld (its step is not what trains) is not `ok` in the
+    JSON either: verdict 'wrong', the reason as its diagnosis; the probe's e is kept."""
+    changed = {}
+    for check in q3:
+        name = check.id.split(".")[-1]
+        verdict = gradients.get(name)
+        withheld = check.details.get("credit_withheld")
+        if verdict is not None and verdict.ok and withheld:
+            changed[name] = replace(verdict, ok=False, verdict="wrong", diagnosis=withheld)
+    return changed
+
+
 def _distrust_probes_if_real_step_fails(checks: list[CheckResult]) -> list[CheckResult]:
     """A step right at the probes but wrong at ordinary weights has recognised the probes: no tensor credit.
 
@@ -239,8 +299,8 @@ def _distrust_probes_if_real_step_fails(checks: list[CheckResult]) -> list[Check
         return checks
     note = ("Not credited: the gradient is right at the grader's probe points but an ordinary step is not "
             "(see 'one ordinary step'), so the probes do not show how your step trains.")
-    return [replace(c, status="failed", score=0.0, message=f"{note} {c.message}") if c in tensors else c
-            for c in checks]
+    return [replace(c, status="failed", score=0.0, message=f"{note} {c.message}",
+                    details={**c.details, "credit_withheld": note}) if c in tensors else c for c in checks]
 
 
 INPUT_SCALES = {255.0: "divides inputs by 255", 256.0: "divides inputs by 256"}

@@ -1,6 +1,6 @@
 """The student's own running namespace (a Jupyter kernel's globals) behind the Sandbox interface.
 
-`KernelBox(namespace)` answers what grader/adapter.py asks a Sandbox (run_cells, namespace, get, call,
+`KernelBox(namespace)` answers what grader/adapt/student.py asks a Sandbox (run_cells, namespace, get, call,
 limits, protections) without a child process: it is for the in-notebook self-check only, where the code
 under test is the student's own, already running in their own kernel. Values cross the boundary exactly as
 they would cross the sandbox's (the child runner's encoder, then decoded in memory): arguments and globals

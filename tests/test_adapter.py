@@ -1,4 +1,4 @@
-"""grader/adapter.py: real submissions in bent layouts and signatures, run in the sandbox, seen canonically.
+"""grader/adapt/student.py: real submissions in bent layouts and signatures, run in the sandbox, seen canonically.
 
 Each fixture under tests/fixtures/bends/ is a submission written the way real students bend the handout
 (issue 7). The adapter must talk to each in its own layout and read back canonical parameters: from a
@@ -15,11 +15,11 @@ import nbformat
 import numpy as np
 import pytest
 
-from grader.adapter import DataForm, SandboxStudent, build_student, call_arguments
+from grader.adapt.calls import call_arguments, plan_call
+from grader.adapt.student import DataForm, SandboxStudent, build_student
 from grader.checks.training import Fingerprint
 from grader.gradients import implied_gradient, probe_point
-from grader.sandbox import Limits, Sandbox, SandboxData
-from grader.signatures import Param, plan_call
+from grader.sandbox import Limits, Param, Sandbox, SandboxData
 from grader.student import StudentCodeError
 from grader.submission import load_submission
 from reference import network

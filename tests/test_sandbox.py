@@ -10,7 +10,18 @@ import numpy as np
 import pytest
 
 from grader.results import RunError
-from grader.sandbox import Fingerprint, Limits, Opaque, Ref, Sandbox, SandboxData, SandboxFailure, bwrap, protections
+from grader.sandbox import (
+    Fingerprint,
+    Limits,
+    Opaque,
+    Ref,
+    Sandbox,
+    SandboxData,
+    SandboxFailure,
+    bwrap,
+    cgroups,
+    protections,
+)
 from grader.sandbox.isolation import ChildUser, is_root
 from grader.sandbox.values import ArrayReader, ArrayWriter
 from grader.submission import Submission, load_submission
@@ -444,9 +455,9 @@ def _replace(command: list[str], old: list[str], new: list[str]) -> list[str]:
     (lambda c: [a for a in c if a != "--unshare-net"], "has a network"),
     (lambda c: [a for a in c if a not in ("--unshare-pid", "--as-pid-1")], "fresh PID namespace"),
     (lambda c: [a for a in c if a != "--disable-userns"], "can create user namespaces"),
-    (lambda c: _replace(c, ["--remount-ro", "/dev"], ["--bind", "/tmp", "/tmp", "--remount-ro", "/dev"]),
+    (lambda c: _replace(c, ["--tmpfs", "/tmp"], ["--tmpfs", "/tmp", "--bind", "/tmp", "/tmp"]),
      "/tmp is not a fresh tmpfs"),
-    (lambda c: _replace(c, ["--remount-ro", "/dev"], ["--bind", "/run", "/run", "--remount-ro", "/dev"]),
+    (lambda c: _replace(c, ["--tmpfs", "/run"], ["--tmpfs", "/run", "--bind", "/run", "/run"]),
      "/run is not a fresh tmpfs"),
     (lambda c: _replace(c, ["--proc", "/proc"], ["--proc", "/proc", "--ro-bind", "/srv", "/srv"]),
      "holds more than it was given"),
@@ -506,3 +517,24 @@ def test_doctor_says_plainly_what_a_machine_without_bubblewrap_lacks(capsys, mon
     out = capsys.readouterr().out
     assert "Sandbox here: fallback" in out and "bubblewrap (not installed; Debian package bubblewrap)" in out
     assert "NOT blocked here (no bubblewrap)" in out
+
+
+# ----- whole-sandbox limits -----
+
+@pytest.mark.skipif(cgroups.available() is None, reason="no writable cgroup here")
+def test_a_sandbox_cgroup_holds_its_limits_and_a_dead_graders_leftover_is_swept():
+    group, how = cgroups.Cgroup.make(300 * 2**20, 12)
+    assert group is not None and how.startswith("cgroup v")
+    leftover = cgroups.Cgroup(group.version, group.memory_dir.parent / "grader-box-4194305-0badf00d",
+                              group.pids_dir.parent / "grader-box-4194305-0badf00d")  # above pid_max: dead
+    for d in {leftover.memory_dir, leftover.pids_dir}:
+        d.mkdir()
+    try:
+        assert group.limit() == (300 * 2**20, 12)
+        second, _ = cgroups.Cgroup.make(2**30, 12)
+        assert second is not None and not leftover.memory_dir.exists() and not leftover.pids_dir.exists()
+        second.remove()
+    finally:
+        group.remove()
+        leftover.remove()
+    assert not group.memory_dir.exists()

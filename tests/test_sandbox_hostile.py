@@ -418,3 +418,15 @@ def test_a_request_reading_more_than_its_total_is_an_error_naming_the_limit(tmp_
         after = box.call("after")
     assert not over.ok and over.error.kind == "output_limit" and "32 MB per request" in over.error.message
     assert after.value == "still graded"
+
+
+@needs_bwrap
+def test_without_a_cgroup_processes_times_address_space_stay_within_the_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr("grader.sandbox.cgroups.Cgroup.make", staticmethod(lambda memory, pids: (None, "test")))
+    limits = replace(LIMITS, memory_mb=2048)  # 2 processes of 1024 MB
+    with Sandbox(hostile(tmp_path, "fork_hog.py"), None, limits) as box:
+        log = box.run_cells()
+        after = box.call("after")
+        described = box.protections()
+    assert after.value == "still graded" and "BlockingIOError" in log.errors[0].message  # the 2nd fork
+    assert "at most 2 process(es) of 1024 MB address space each, so 2048 MB in all" in described[0]

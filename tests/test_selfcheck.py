@@ -463,7 +463,7 @@ def test_in_a_real_notebook_kernel():
 
 def test_the_kernel_and_the_sandbox_train_kv2154_alike(mnist):
     """Q4 in the kernel must agree with the real grade: the same adapter over either box, the same bits."""
-    from grader.adapter import build_student
+    from grader.adapt.student import build_student
     from grader.sandbox import Sandbox, SandboxData
     from grader.submission import load_submission
     from reference import network

@@ -15,22 +15,22 @@ from typing import Any
 
 import numpy as np
 
-from grader.layout import (
+from grader.adapt.shapes import (
     SHAPES,
     LayerLayout,
     LayoutProblem,
+    Params,
     ReadBack,
-    _bias_form,
-    _dtype_name,
-    _find_biases,
-    _find_weights,
-    _orientation,
-    _read_bias,
-    _read_weight,
+    bias_form,
+    dtype_name,
+    find_biases,
+    find_weights,
+    orientation,
+    read_bias,
+    read_weight,
 )
 from grader.sandbox import NetworkEntry
 
-Params = tuple[list[np.ndarray], list[np.ndarray]]
 HANDOUT_HOLDERS = ("weights", "biases")
 HANDOUT_FUNCTIONS = ("feed_forward_sample", "feed_forward_dataset", "train_one_sample", "train_one_epoch")
 
@@ -102,17 +102,17 @@ def _tiers(entries: Sequence[NetworkEntry], used: Collection[str]) -> list[list[
 def _assign(entries: Sequence[NetworkEntry], used: Collection[str]) -> NetworkLayout | LayoutProblem:
     by_path = {_preferred_path(e, used): e for e in entries}
     arrays = [(path, _shape_of(e)) for path, e in by_path.items() if _shape_of(e) is not None]
-    weights, problem = _find_weights(arrays)
+    weights, problem = find_weights(arrays)
     if problem:
         return problem
-    transposed, problem = _orientation(weights)
+    transposed, problem = orientation(weights)
     if problem:
         return problem
-    biases, pair_notes, problem = _find_biases(arrays, weights)
+    biases, pair_notes, problem = find_biases(arrays, weights)
     if problem:
         return problem
     layers = tuple(
-        LayerLayout(n_in, n_out, transposed, tuple(b.shape), wp, bp, _dtype_name(w), _dtype_name(b))
+        LayerLayout(n_in, n_out, transposed, tuple(b.shape), wp, bp, dtype_name(w), dtype_name(b))
         for (n_in, n_out), (wp, w, _), (bp, b) in zip(SHAPES, weights, biases, strict=True)
     )
     w_entries = tuple(by_path[p].index for p, _, _ in weights)
@@ -176,7 +176,7 @@ def _notes(layout: NetworkLayout, chosen: Sequence[NetworkEntry], used: Collecti
                      "into them in place, so every name sees them")
     if layout.transposed:
         notes.append("weights stored transposed (n_out, n_in), used as W @ a")
-    for form in sorted({_bias_form(layer.bias_shape) for layer in layout.layers} - {"(n,)"}):
+    for form in sorted({bias_form(layer.bias_shape) for layer in layout.layers} - {"(n,)"}):
         notes.append(f"biases have shape {form}")
     dtypes = sorted({d for layer in layout.layers for d in (layer.w_dtype, layer.b_dtype)})
     if dtypes != ["float64"]:
@@ -222,10 +222,10 @@ def from_entries(values: Mapping[int, Any], layout: NetworkLayout, context: str 
     """{entry: the student's array} -> canonical params, or which array cannot be read and why."""
     weights, biases, notes = [], [], []
     for layer, wi, bi in zip(layout.layers, layout.w_entries, layout.b_entries, strict=True):
-        w = _read_weight(values.get(wi), (layout.texts.get(wi, "?"),), layer, context)
+        w = read_weight(values.get(wi), (layout.texts.get(wi, "?"),), layer, context)
         if isinstance(w, LayoutProblem):
             return w
-        b, note = _read_bias(values.get(bi), (layout.texts.get(bi, "?"),), layer, context)
+        b, note = read_bias(values.get(bi), (layout.texts.get(bi, "?"),), layer, context)
         if isinstance(b, LayoutProblem):
             return b
         weights.append(w)
@@ -248,3 +248,50 @@ def initial_params(entries: Sequence[NetworkEntry], layout: NetworkLayout) -> tu
     held = ", ".join(layout.texts[i] for i in layout.entries)
     return read.params, [f"the initialisation was read from {held} after all cells ran (the network was not "
                          "complete after any one statement), so any training at top level shows in it"]
+
+
+def entries_in(trees: Mapping[str, Any]) -> list[NetworkEntry]:
+    """The network-shaped arrays in value trees ({name: lists, tuples, dicts of arrays}) as entries, the way
+    the child reports a namespace's: each distinct array once, with every path to it; initial = value."""
+    found: dict[int, tuple[np.ndarray, list[tuple[Any, ...]]]] = {}
+
+    def walk(node: Any, path: tuple[Any, ...], depth: int) -> None:
+        if isinstance(node, np.ndarray) and node.dtype != object:
+            found.setdefault(id(node), (node, []))[1].append(path)
+        elif depth < 4 and isinstance(node, (list, tuple)):
+            for i, item in enumerate(node):
+                walk(item, path + (i,), depth + 1)
+        elif depth < 4 and isinstance(node, dict):
+            for key, item in node.items():
+                walk(item, path + (key,), depth + 1)
+
+    for name, tree in trees.items():
+        walk(tree, (name,), 0)
+    return [NetworkEntry(i, tuple(paths), tuple(_path_text(p) for p in paths), array, array)
+            for i, (array, paths) in enumerate(v for v in found.values() if _network_shaped(v[0]))]
+
+
+def returned_network(value: Any, context: str = "") -> ReadBack | None:
+    """The network a training function returned (a list, tuple or dict tree holding its six arrays, found by
+    shape as in the child: `(weights, biases)`, `{'W1': ...}`), canonical; None if it holds none."""
+    if not isinstance(value, (list, tuple, dict)):
+        return None
+    entries = entries_in({"return": value})
+    layout = choose_network(entries, ())
+    if isinstance(layout, LayoutProblem):
+        return None
+    read = from_entries({e.index: e.value for e in entries}, layout, context)
+    return None if isinstance(read, LayoutProblem) else read
+
+
+def _network_shaped(array: np.ndarray) -> bool:
+    """Shaped like one of the network's weight matrices (either orientation) or biases, numeric."""
+    if array.dtype.kind not in "fiu" or array.ndim not in (1, 2):
+        return False
+    matrices = {s for n_in, n_out in SHAPES for s in ((n_in, n_out), (n_out, n_in))}
+    return array.shape in matrices or (array.size in (32, 10) and max(array.shape) == array.size)
+
+
+def _path_text(path: tuple[Any, ...]) -> str:
+    """("return", 0, 1) -> "return[0][1]"."""
+    return str(path[0]) + "".join(f"[{k!r}]" for k in path[1:])

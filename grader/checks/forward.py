@@ -207,6 +207,27 @@ MISTAKE_FIXES = {SWAPPED_CROSS_ENTROPY: "Call cross_entropy_loss(y, yHat) with t
                  "softmax output second: swapped, it computes -sum(yHat * log(y)), which is infinite."}
 
 
+RELU_HIDDEN_LAYERS = "relu_hidden_layers"
+MISTAKE_FIXES[RELU_HIDDEN_LAYERS] = ("The hidden layers must be sigmoid, as the handout asks: a = sigmoid(z), not "
+                                     "np.maximum(0, z) (ReLU); only the output layer is softmax.")
+
+
+def relu_loss(case: ForwardCase) -> float:
+    """The loss the network gives with ReLU hidden layers instead of sigmoid (a common departure)."""
+    a = np.asarray(case.x, dtype=np.float64)
+    weights, biases = case.params
+    for w, b in zip(weights[:-1], biases[:-1], strict=True):
+        a = np.maximum(0.0, a @ w + b)
+    return float(network.cross_entropy(a @ weights[-1] + biases[-1], case.label))
+
+
+def _is_relu(outcomes: list[_SampleOutcome], settings: ForwardSettings) -> bool:
+    """Every finite wrong loss is what ReLU hidden layers give (and at least one loss is wrong)."""
+    wrong = [o for o in outcomes if o.loss is not None and np.isfinite(o.loss)
+             and not _loss_is_close(o.loss, o.expected_loss, settings)]
+    return bool(wrong) and all(_loss_is_close(o.loss, relu_loss(o.case), settings) for o in wrong)
+
+
 def _non_finite_loss_mistake(got: float, expected: float) -> str | None:
     """The mistake id behind an infinite loss where the stable loss is moderate: swapped arguments."""
     return SWAPPED_CROSS_ENTROPY if np.isposinf(got) and expected < 700 else None
@@ -273,6 +294,10 @@ def _loss_result(outcomes: list[_SampleOutcome], settings: ForwardSettings) -> C
         message = f"The loss is wrong on {len(rows) - passed} of {len(rows)} samples: " + _listed(problems)
         # One explanation per kind of non-finite loss, not one per sample.
         message += "".join(f" {h[0].upper()}{h[1:]}." for h in dict.fromkeys(hints))
+    if problems and _is_relu(outcomes, settings):
+        mistakes.insert(0, RELU_HIDDEN_LAYERS)
+        message += (" These are the losses of ReLU hidden layers: the handout's hidden layers are sigmoid, "
+                    "a = sigmoid(z).")
     mistake = next((m for m in mistakes if m), None)
     return _result("Q2.loss", title, fraction, settings.loss_points, message, mistake_id=mistake, cases=rows)
 

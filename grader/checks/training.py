@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from grader.checks.forward import grader_failed, student_failed
+from grader.checks.own_loop import OwnLoopRun, trajectory_errors
 from grader.results import CheckResult
 from grader.student import Params, Student, StudentCodeError
 from reference import network
@@ -241,19 +242,13 @@ def epoch_keys(images: np.ndarray, n: int) -> dict[tuple[float, float, int], int
     return keys
 
 
-def _coverage_problems(student: Student, params: Params, images: np.ndarray, labels: np.ndarray,
-                       settings: TrainingSettings) -> list[str]:
+def _coverage_problems(own: OwnLoopRun | None, images: np.ndarray, n: int) -> list[str]:
     """What a handout-length epoch shows that 20 samples cannot: a cap (`x_train[:1000]`), a shorter range."""
-    count = getattr(student, "count_epoch_steps", None)
-    n = settings.epoch_length
-    if count is None or n <= settings.loop_samples or len(images) == 0:
-        return []
-    try:
-        keys = count(params, images, labels, n, settings.loop_learning_rate, timeout_s=60.0)
-    except StudentCodeError:
+    if own is None or own.problem is not None or not own.keys:
         return []  # a loop that cannot run over 60,000 samples cheaply is judged on the 20 alone
     index = epoch_keys(images, n)
-    visited = [index.get((float(k[0]), float(k[1]), int(k[2]))) if isinstance(k, list) else None for k in keys]
+    visited = [index.get((float(k[0]), float(k[1]), int(k[2]))) if isinstance(k, list) else None
+               for k in own.keys]
     if visited == list(range(n)) or None in visited:
         return []  # all in order; unreadable or scaled samples are named by the 20-sample check
     if visited == list(range(len(visited))):
@@ -293,15 +288,17 @@ def check_training_loop(
     images: np.ndarray,
     labels: np.ndarray,
     settings: TrainingSettings = TrainingSettings(),
+    own: OwnLoopRun | None = None,
 ) -> CheckResult:
-    """Q4.loop: train_one_epoch calls train_one_sample once per sample, in order, with its learning rate."""
+    """Q4.loop: train_one_epoch calls train_one_sample once per sample, in order, with its learning rate; over
+    a handout-length x_train (`own`, the same loop over 60,000 samples), it visits every one."""
     check_id, title, points = "Q4.loop", "train_one_epoch: loop over the samples", settings.loop_points
     if not student.has("train_one_epoch"):
         message = (
             "train_one_epoch is not defined at top level, expected def train_one_epoch(learning_rate=0.003)."
         )
         return CheckResult(check_id, title, "failed", 0.0, points, message)
-    images_all, labels_all = images, labels
+    images_all = images
     images, labels = images[: settings.loop_samples], labels[: settings.loop_samples]
     try:
         run = student.train_one_epoch(params, images, labels, settings.loop_learning_rate, True)
@@ -320,8 +317,7 @@ def check_training_loop(
         )
     except Exception as exc:  # noqa: BLE001 - the grader's own failure, reported as such
         return grader_failed(check_id, title, points, exc, "reading train_one_epoch's calls")
-    coverage = _coverage_problems(student, params, images_all, labels_all, settings) if not visits else []
-    visits += coverage
+    visits += _coverage_problems(own, images_all, settings.epoch_length) if not visits else []
     in_place = sum(s.sample == i for i, s in enumerate(steps[: len(labels)])) / len(labels)
     identified = any(s.sample is not None for s in steps)
     fraction = (
@@ -334,6 +330,9 @@ def check_training_loop(
         "samples": len(labels),
         "visited": [s.sample for s in steps][:200],
         "learning_rate": settings.loop_learning_rate,
+        "epoch_length_steps": len(own.keys) if own is not None and own.problem is None else None,
+        # the loop's own steps against the reference's from the same start (grading.py uses it for Q3)
+        "trajectory_rel_error": trajectory_errors(params, run.params, images, labels, settings.loop_learning_rate),
     }
     problems = visits + label_issues + lr_issues
     if not problems:

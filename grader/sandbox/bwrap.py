@@ -111,21 +111,23 @@ def wrap(argv: Sequence[str], view: Sequence[str], uid_gid: tuple[int, int] | No
 
 
 def view(files: BoxFiles, sizes: Sizes, hidden: Sequence[Path]) -> list[str]:
-    """bwrap arguments for the child's filesystem; raises ValueError if a hidden path is one the child needs."""
-    args = _system_binds() + _python_binds() + ["--perms", "0755", "--dir", str(BOX), "--perms", "0755",
-                                                "--dir", "/var"]
+    """bwrap arguments for the child's filesystem; raises ValueError if a hidden path is one the child needs.
+
+    The fresh tmpfs come first, so that what is bound read-only may live under one of them (a venv in /tmp).
+    """
+    args = ["--proc", "/proc", "--dev", "/dev", "--perms", "0755", "--dir", "/var"]
+    for mount, mb, mode in (("/tmp", sizes.scratch_mb, "1777"), ("/var/tmp", SMALL_MB, "1777"),
+                            ("/run", SMALL_MB, "0755"), ("/dev/shm", sizes.scratch_mb, "1777")):
+        args += ["--size", str(mb * 2**20), "--perms", mode, "--tmpfs", mount]
+    args += _system_binds() + _python_binds() + ["--perms", "0755", "--dir", str(BOX)]
     for name, path in (("runner.py", files.runner), ("shims", files.shims), ("data", files.data),
                        ("inbox", files.inbox), ("probe-secret", files.probe_secret)):
         args += ["--ro-bind", str(path), str(BOX / name)]
     if files.mpl_cache is not None:
         args += ["--ro-bind", str(files.mpl_cache), str(BOX / "mplcache")]
     args += ["--ro-bind", str(files.passwd), "/etc/passwd", "--ro-bind", str(files.group), "/etc/group"]
-    args += ["--proc", "/proc", "--dev", "/dev"]
-    for mount, mb, mode in (("/tmp", sizes.scratch_mb, "1777"), ("/var/tmp", SMALL_MB, "1777"),
-                            ("/run", SMALL_MB, "0755"), ("/dev/shm", sizes.scratch_mb, "1777"),
-                            (str(BOX / "scratch"), sizes.scratch_mb, "1777"),
-                            (str(BOX / "outbox"), sizes.outbox_mb, "1777")):
-        args += ["--size", str(mb * 2**20), "--perms", mode, "--tmpfs", mount]
+    for mount, mb in ((BOX / "scratch", sizes.scratch_mb), (BOX / "outbox", sizes.outbox_mb)):
+        args += ["--size", str(mb * 2**20), "--perms", "1777", "--tmpfs", str(mount)]
     # What bwrap made for mount points (/, /dev, the site-packages overlays) is read-only: in a user namespace
     # of the grader's own uid the child would own them, and they have no size limit.
     args += ["--remount-ro", "/dev", "--remount-ro", "/", *_site_remounts(), "--chdir", str(BOX / "scratch")]

@@ -9,12 +9,15 @@ returns None with the reason, and the session falls back to rlimits (processes x
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
+PREFIX = "grader-box-"
+_OWNER = re.compile(rf"{PREFIX}(\d+)-[0-9a-f]+$")
 
 
 @dataclass(frozen=True)
@@ -28,12 +31,14 @@ class Cgroup:
     @staticmethod
     def make(memory_bytes: int, pids: int) -> tuple[Cgroup | None, str]:
         """A fresh group with these limits, or (None, why not)."""
-        name = f"grader-box-{os.getpid()}-{secrets.token_hex(4)}"
+        name = f"{PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
         v1 = _v1_parents()
         if v1 is not None:
+            _sweep_dead(1, *v1)
             return _made(1, v1[0] / name, v1[1] / name, memory_bytes, pids)
         v2 = _v2_parent()
         if v2 is not None:
+            _sweep_dead(2, v2, v2)
             return _made(2, v2 / name, v2 / name, memory_bytes, pids)
         return None, why_unavailable()
 
@@ -80,6 +85,29 @@ class Cgroup:
             if removed:
                 return
             time.sleep(0.02)
+
+
+def _sweep_dead(version: int, memory_parent: Path, pids_parent: Path) -> None:
+    """Remove the groups a grader that died without closing its sandboxes (SIGKILL) left beside ours: a
+    leftover would keep our own group from being removed."""
+    try:
+        names = [p.name for p in memory_parent.iterdir()]
+    except OSError:
+        return
+    for name in names:
+        match = _OWNER.match(name)
+        if match and not _alive(int(match[1])):
+            Cgroup(version, memory_parent / name, pids_parent / name).remove()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _made(version: int, memory_dir: Path, pids_dir: Path, memory_bytes: int, pids: int

@@ -251,8 +251,6 @@ def protections(memory_mb: int = 2048, file_mb: int = 64, nproc: int = 64,
             return (f"UNAVAILABLE: {exc}; grading would fail closed",)
         if engine != "none":
             cgroup = cgroups.available()
-        if cgroup is None and engine != "none":
-            per_process_mb, processes = memory_mb, nproc
     if cgroup is None:
         processes = processes or max(1, min(nproc, memory_mb // 1024))
         per_process_mb = per_process_mb or memory_mb // processes

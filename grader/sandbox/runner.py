@@ -795,7 +795,15 @@ def _display(*objects, **kwargs):
 
 
 def _offer_mnist_file(folder):
-    """The grader's images as ./mnist.npz too (keras' layout), for a student who np.load()s the file directly."""
+    """The grader's images as ./mnist.npz too (keras' layout), for a student who np.load()s the file directly:
+    a link to the read-only file the grader made, whatever its size (a copy would fill the working folder)."""
+    made = os.path.join(folder, "mnist.npz")
+    if os.path.isfile(made):
+        try:
+            os.symlink(made, "mnist.npz")
+            return
+        except OSError:
+            pass
     try:
         arrays = {n: np.load(os.path.join(folder, f"{n}.npy"), allow_pickle=False)
                   for n in ("x_train", "y_train", "x_test", "y_test")}
@@ -849,7 +857,6 @@ def probe(config):
     report["mounts"] = _writable_mounts()
     info = os.stat(config["outbox"])
     report["outbox_id"] = [info.st_dev, info.st_ino]
-    report["nproc"] = resource.getrlimit(resource.RLIMIT_NPROC)[0]
     return report
 
 
@@ -904,11 +911,13 @@ def _visible(path, allowed):
 
 def main():
     config = json.loads(sys.argv[1])
-    if config.get("nproc"):  # counted in the sandbox's own user namespace: its processes only
-        resource.setrlimit(resource.RLIMIT_NPROC, (config["nproc"], config["nproc"]))
     requests = os.fdopen(config["request_fd"], "rb")
     answers = config["answer_fd"]
-    send(answers, {"id": "hello", "probe": probe(config)})
+    report = probe(config)
+    if config.get("nproc"):  # after the probe's own fork; counted in the sandbox's user namespace: its processes
+        resource.setrlimit(resource.RLIMIT_NPROC, (config["nproc"], config["nproc"]))
+    report["nproc"] = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+    send(answers, {"id": "hello", "probe": report})
     prepare_environment(config)
     Runner(config).serve(requests, answers)
     sys.stdout.flush()

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from grader import lifetime
 from grader.results import RunError
 from grader.sandbox import bwrap, cgroups, isolation
 from grader.sandbox.isolation import ChildUser, SandboxFailure
@@ -71,8 +73,8 @@ class Param:
     """One parameter of a student function: name, inspect kind name, has a default (and its repr)."""
 
     name: str
-    kind: str
-    has_default: bool
+    kind: str = "POSITIONAL_OR_KEYWORD"
+    has_default: bool = False
     default_repr: str | None = None
 
 
@@ -364,7 +366,7 @@ class Sandbox:
     def start(self) -> None:
         """Lay out the sandbox directory and start the child (verifying its protections)."""
         self._deadline = time.monotonic() + self.limits.total_timeout_s
-        self._base = Path(tempfile.mkdtemp(prefix="grader-box-"))
+        self._base = Path(tempfile.mkdtemp(prefix=lifetime.box_prefix()))  # names its owner: see lifetime
         try:
             self._layout()
             self._log_fd = _output_log(self._base)
@@ -653,6 +655,7 @@ class Sandbox:
         if self.data is not None:
             for name, array in self.data.arrays().items():
                 np.save(base / "data" / f"{name}.npy", np.asarray(array), allow_pickle=False)
+            _npz_of(base / "data", self.data.arrays(), base / "data" / "mnist.npz")
         cache = _matplotlib_font_cache()
         if cache is not None:
             (base / "mplcache").mkdir()
@@ -751,8 +754,8 @@ class Sandbox:
             proc = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(request_r, answer_w),
                 env=env, cwd=base, start_new_session=True,
-                preexec_fn=isolation.rlimit_setter(memory_mb, self.limits.file_mb, nproc,
-                                                   strict=self.isolated, join=joins))
+                preexec_fn=lifetime.die_with_parent(isolation.rlimit_setter(
+                    memory_mb, self.limits.file_mb, nproc, strict=self.isolated, join=joins)))
         finally:
             for fd in (request_r, answer_w, *joins):
                 os.close(fd)
@@ -861,6 +864,13 @@ def _first_child_pid(pid: int) -> int | None:
     except OSError:
         return None
     return int(children[0]) if children else None
+
+
+def _npz_of(folder: Path, arrays: dict[str, np.ndarray], target: Path) -> None:
+    """The .npy files already in `folder`, stored (not compressed) in one .npz: what np.savez would write."""
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED, allowZip64=True) as npz:
+        for name in arrays:
+            npz.write(folder / f"{name}.npy", f"{name}.npy")
 
 
 def _make_readable(base: Path, skip: set[str]) -> None:

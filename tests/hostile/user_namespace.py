@@ -7,8 +7,12 @@ import subprocess
 
 
 def unshare_in_a_fork():
-    """True if unshare(CLONE_NEWUSER) worked (tried in a fork: it needs a single-threaded process)."""
-    pid = os.fork()
+    """True if unshare(CLONE_NEWUSER) worked (tried in a fork: it needs a single-threaded process; where the
+    sandbox allows no second process, in this one)."""
+    try:
+        pid = os.fork()
+    except OSError:
+        return ctypes.CDLL(None, use_errno=True).unshare(0x10000000) == 0
     if pid == 0:
         os._exit(0 if ctypes.CDLL(None, use_errno=True).unshare(0x10000000) == 0 else 1)
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0

@@ -1,27 +1,36 @@
 """The student's code in the sandbox as a `Student` (grader/student.py): canonical in, canonical out.
 
-`build_student(box, run)` reads the student's layout (grader/layout.py) and plans every handout function's
-call against the student's own signature (grader/signatures.py); `SandboxStudent` then converts each call:
-the grader's canonical parameters go into the student's globals (and arguments, where their functions take
-them), a canonical sample (784,) float64 goes in as the handout's data holds one (x_train[i]: (28, 28) uint8),
-and the results come back canonical. Every failure becomes a StudentCodeError; nothing the student's code
-returns can crash the adapter.
+`build_student(box, run)` decides which of the student's arrays are the network (network.py) and plans every
+handout function's call against the student's own signature (calls.py); `SandboxStudent` then converts each
+call: the grader's canonical parameters are written into the student's own arrays in place (and the student's
+own objects are passed where their functions take the parameters), a canonical sample (784,) float64 goes in as
+the handout's data holds one (x_train[i]: (28, 28) uint8), and the results come back canonical, read from what
+the call changed. Every failure becomes a StudentCodeError; nothing the student's code returns can crash this.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from grader.adapt.network import NetworkLayout, choose_network, from_entries, initial_params, to_entries
-from grader.layout import LayoutProblem, detect_layout_in, read_params
+from grader.adapt.calls import CallPlan, SignatureProblem, call_arguments, plan_call
+from grader.adapt.names import HANDOUT, LEARNING_RATE_NAMES
+from grader.adapt.network import (
+    NetworkLayout,
+    choose_network,
+    from_entries,
+    initial_params,
+    returned_network,
+    to_entries,
+)
+from grader.adapt.returns import read_forward_return
+from grader.adapt.shapes import LayoutProblem
 from grader.results import RunError
 from grader.sandbox import CallResult, Fingerprint, Opaque, Ref, RunLog, Sandbox, Symbol
-from grader.signatures import HANDOUT, CallPlan, SignatureProblem, plan_call, read_forward_return
 from grader.student import EpochRun, Params, StudentCodeError
 
 HANDOUT_FUNCTIONS = tuple(HANDOUT)
@@ -42,6 +51,7 @@ class DataForm:
     sample_dtype: str = HANDOUT_SAMPLE[1]
     label_dtype: str = "uint8"
     note: str | None = None
+    one_hot_labels: bool = False  # the student's y_train holds one-hot rows (n, 10), and their code expects them
 
     def sample(self, x: np.ndarray) -> np.ndarray:
         """Canonical (784,) raw pixels -> one sample in the student's form (float64 if not exact in it)."""
@@ -63,35 +73,41 @@ class DataForm:
         return shaped.astype(dtype) if dtype.kind == "f" else shaped
 
     def labels(self, labels: np.ndarray) -> np.ndarray:
-        """Canonical int labels (n,) -> the dtype of the student's y_train (uint8 from keras)."""
-        labels = np.asarray(labels).reshape(-1)
+        """Canonical int labels (n,) -> the student's y_train form: the dtype of its integers (uint8 from keras),
+        or one-hot rows (n, 10) in its dtype."""
+        labels = np.asarray(labels).reshape(-1).astype(np.int64)
         dtype = np.dtype(self.label_dtype)
-        return labels.astype(dtype) if dtype.kind in "iu" else labels.astype(np.int64)
+        if self.one_hot_labels:
+            return np.eye(10, dtype=dtype)[labels]
+        return labels.astype(dtype) if dtype.kind in "iu" else labels
+
+    def label(self, label: int) -> Any:
+        """One canonical int label -> as the student's y_train[i] holds it (an int, or a one-hot row (10,))."""
+        return self.labels(np.array([label]))[0] if self.one_hot_labels else int(label)
 
 
 def data_form(namespace: Mapping[str, Symbol]) -> DataForm:
-    """The sample form of the student's x_train (if it holds images of 784 pixels), else the handout's."""
+    """The sample form of the student's x_train (if it holds images of 784 pixels), else the handout's; the
+    label form of their y_train (integers, or one-hot rows (n, 10))."""
     images, labels = namespace.get("x_train"), namespace.get("y_train")
-    label_dtype = "uint8"
-    if (
-        labels is not None
-        and labels.kind == "ndarray"
-        and labels.dtype
-        and np.dtype(labels.dtype).kind in "iu"
-    ):
-        label_dtype = labels.dtype
+    label_dtype, one_hot, notes = "uint8", False, []
+    if labels is not None and labels.kind == "ndarray" and labels.dtype and labels.shape:
+        kind = np.dtype(labels.dtype).kind
+        if len(labels.shape) == 2 and labels.shape[1] == 10 and kind in "iuf":
+            label_dtype, one_hot = labels.dtype, True
+            notes.append(f"labels are passed as one-hot rows ({labels.dtype}, shape (10,)), like the y_train your "
+                         "code holds (the handout passes integer labels)")
+        elif kind in "iu":
+            label_dtype = labels.dtype
+    form = DataForm(label_dtype=label_dtype, one_hot_labels=one_hot)
     if images is None or images.kind != "ndarray" or not images.shape or images.dtype is None:
-        return DataForm(label_dtype=label_dtype)
+        return replace(form, note="; ".join(notes) or None)
     shape, dtype = tuple(images.shape[1:]), images.dtype
-    if math.prod(shape) != PIXELS or np.dtype(dtype).kind not in "iuf":
-        return DataForm(label_dtype=label_dtype)
-    if (shape, dtype) == HANDOUT_SAMPLE:
-        return DataForm(label_dtype=label_dtype)
-    note = (
-        f"samples are passed as {dtype} arrays of shape {shape}, like the x_train your code holds "
-        f"(the handout's are {HANDOUT_SAMPLE[1]} {HANDOUT_SAMPLE[0]}); pixel values stay 0..255"
-    )
-    return DataForm(shape, dtype, label_dtype, note)
+    if math.prod(shape) == PIXELS and np.dtype(dtype).kind in "iuf" and (shape, dtype) != HANDOUT_SAMPLE:
+        notes.insert(0, f"samples are passed as {dtype} arrays of shape {shape}, like the x_train your code "
+                        f"holds (the handout's are {HANDOUT_SAMPLE[1]} {HANDOUT_SAMPLE[0]}); pixel values stay 0..255")
+        form = replace(form, sample_shape=shape, sample_dtype=dtype)
+    return replace(form, note="; ".join(notes) or None)
 
 
 # -------------------------------------------------------------------------------------- the student
@@ -184,7 +200,7 @@ class SandboxStudent:
     def feed_forward_sample(self, params: Params, x: np.ndarray, label: int) -> tuple[Any, Any]:
         """(loss, guess) as returned; dicts or activations read as (loss or None, one-hot guess (10,))."""
         function = "feed_forward_sample"
-        values = {"sample": self.form.sample(x), "label": int(label)}
+        values = {"sample": self.form.sample(x), "label": self.form.label(label)}
         result = self._call_planned(function, params, values)
         return self._forward_pair(function, result.value)
 
@@ -196,7 +212,8 @@ class SandboxStudent:
     def train_one_sample(self, params: Params, x: np.ndarray, label: int, learning_rate: float) -> Params:
         """Canonical parameters after one step of the student's train_one_sample on x (784,)."""
         function = "train_one_sample"
-        values = {"sample": self.form.sample(x), "label": int(label), "learning_rate": float(learning_rate)}
+        values = {"sample": self.form.sample(x), "label": self.form.label(label),
+                  "learning_rate": float(learning_rate)}
         result, positions = self._call_planned(function, params, values, with_positions=True,
                                                extra_globals=self._rate_global(learning_rate))
         found = self._updated(function, params, result, positions)
@@ -231,9 +248,10 @@ class SandboxStudent:
         return EpochRun(after, recorded, result.stdout)
 
     def count_epoch_steps(self, params: Params, images: np.ndarray, labels: np.ndarray, n: int,
-                          learning_rate: float, timeout_s: float) -> list[Any]:
-        """The samples one epoch over a handout-length x_train steps through, as [sum, sum of squares, first
-        non-zero] per train_one_sample call, with the step itself run only once (cheap for n = 60,000).
+                          learning_rate: float, timeout_s: float) -> tuple[list[Any], Params | None]:
+        """(the samples one epoch over a handout-length x_train steps through, as [sum, sum of squares, first
+        non-zero] per train_one_sample call; the parameters after it, None if unreadable). The step itself runs
+        only for the first call (cheap for n = 60,000), so the parameters are those after the loop's first step.
         x_train is images (m, 784) repeated to n samples, copy k marked by pixel 0 = k."""
         function = "train_one_epoch"
         small, y_small = self.form.samples(images), self.form.labels(labels)
@@ -250,10 +268,11 @@ class SandboxStudent:
         result = self._call(
             function, args, kwargs,
             set_globals={"x_train": x_student, "y_train": y_student, **self._rate_global(learning_rate)},
-            set_params=to_entries(params, self.layout), record=("train_one_sample",), compact=True,
-            timeout=timeout_s,
+            set_params=to_entries(params, self.layout), get_params=self.layout.entries,
+            record=("train_one_sample",), compact=True, timeout=timeout_s,
         )
-        return result.recorded
+        found = self._updated(function, params, result, {})
+        return result.recorded, None if isinstance(found, LayoutProblem) else found.params
 
     # ----- calling
 
@@ -349,7 +368,7 @@ class SandboxStudent:
         if rebound or not _same(state.params, sent):
             self._adapt(*state.notes)
             return UpdatedParams("state", state.params, state.notes)
-        returned = _returned_network(result.value, context)
+        returned = returned_network(result.value, context)
         if returned is not None and not _same(returned.params, sent):
             note = f"{function} returns the updated parameters instead of updating the globals"
             self._adapt(*returned.notes, note)
@@ -393,17 +412,6 @@ def _same(a: Params, b: Params) -> bool:
     return all(np.array_equal(x, y) for x, y in zip(a[0] + a[1], b[0] + b[1], strict=True))
 
 
-def _returned_network(value: Any, context: str) -> Any:
-    """The network a training function returned (its six arrays found by shape), or None."""
-    if not isinstance(value, (list, tuple, dict)):
-        return None
-    layout = detect_layout_in({"return": value})
-    if isinstance(layout, LayoutProblem):
-        return None
-    read = read_params({"return": value}, layout, context)
-    return None if isinstance(read, LayoutProblem) else read
-
-
 def _plain(value: Any) -> Any:
     """A recorded value; a fingerprint (of a one-hot label, say) as a dict {"shape", "sum", "sumsq", ...}."""
     if isinstance(value, Fingerprint):
@@ -414,28 +422,6 @@ def _plain(value: Any) -> Any:
             "first_nonzero": value.first_nonzero,
         }
     return value
-
-
-# ------------------------------------------------------------------------------------------ arguments
-
-
-def call_arguments(
-    plan: CallPlan, signature: Sequence[Any], values: Mapping[str, Any]
-) -> tuple[list[Any], dict[str, Any], dict[str, int]]:
-    """(args, kwargs, {role: position}) for the sandbox: the planned arguments positionally, left to right,
-    as far as the signature allows, so that the sandbox can return the arguments it mutated; the rest by
-    keyword."""
-    by_parameter = {a.parameter: a for a in plan.arguments}
-    args: list[Any] = []
-    positions: dict[str, int] = {}
-    for p in signature:
-        argument = by_parameter.get(p.name)
-        if p.kind not in ("POSITIONAL_ONLY", "POSITIONAL_OR_KEYWORD") or argument is None:
-            break
-        positions[argument.role] = len(args)
-        args.append(values[argument.role])
-    kwargs = {a.parameter: values[a.role] for a in plan.arguments if a.role not in positions}
-    return args, kwargs, positions
 
 
 # ------------------------------------------------------------------------------------------ building
@@ -475,15 +461,12 @@ def build_student(box: Sandbox, run: RunLog) -> SandboxStudent:
                           rate_global)
 
 
-LEARNING_RATE_NAMES = ("learning_rate", "lr", "eta", "alpha", "step_size", "LEARNING_RATE", "LR", "ETA", "ALPHA")
-
-
 def _global_learning_rate(namespace: Mapping[str, Symbol], plans: Mapping[str, CallPlan]) -> str | None:
     """The one float global named like a learning rate, when train_one_sample takes no learning_rate."""
     plan = plans.get("train_one_sample")
     if plan is None or plan.takes("learning_rate"):
         return None
-    found = [n for n in LEARNING_RATE_NAMES if n in namespace and namespace[n].kind == "float"]
+    found = [n for n, s in namespace.items() if n.lower() in LEARNING_RATE_NAMES and s.kind == "float"]
     return found[0] if len(found) == 1 else None
 
 
