@@ -307,12 +307,12 @@ def _worst(v: Mapping[str, Any]) -> str:
 
 def error_view(e: Mapping[str, Any], staff: bool) -> dict[str, Any]:
     """A run error in plain words; the grader's own tracebacks are for staff only."""
-    kind = e.get("kind", "crash")
+    kind, where, message = e.get("kind", "crash"), str(e.get("where", "")), str(e.get("message", ""))
     return {
         "kind": kind,
         "headline": ERROR_WORDS.get(kind, kind),
-        "where": e.get("where", ""),
-        "message": e.get("message", ""),
+        "where": "" if message.startswith(where) else where,  # "lines 2-3 was still running ...": said once
+        "message": message,
         "traceback": e.get("traceback") if staff or kind != "grader" else None,
     }
 
