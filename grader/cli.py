@@ -27,6 +27,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="re-grade submissions whose results are up to date")
     p.add_argument("--self-check", action="store_true",
                    help="a student's check: visible checks only, a terminal report, nothing written unless --out")
+    p.add_argument("--overrides", default=None, metavar="FILE",
+                   help="staff overrides {submission, check, points, comment, by} (default: overrides.yaml beside "
+                   "--rubric, if any)")
     p.add_argument("--executor", default="local", help="'local' (default) or dask://HOST:PORT")
     p.add_argument("--doctor", action="store_true", help="show which sandbox protections work here, and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.doctor:
         from grader.doctor import doctor
 
-        return doctor()
+        return doctor(args.rubric)
     if not args.paths:
         parser().print_usage(sys.stderr)
         print("grade: error: name at least one submission file or folder", file=sys.stderr)
@@ -70,6 +73,16 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         print(f"grade: error: no .py or .ipynb files in {', '.join(args.paths)}", file=sys.stderr)
         return EXIT_USAGE
+    from grader.batch import unique_stems
+    from grader.overrides import OverridesError, default_overrides_path, load_overrides
+
+    overrides_path = args.overrides or default_overrides_path(args.rubric)
+    try:
+        names = unique_stems(paths)
+        overrides = load_overrides(overrides_path, rubric, [(p, names[p]) for p in paths]) if overrides_path else ()
+    except OverridesError as exc:
+        print(f"grade: bad overrides: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         from grader.session import GradingSession
 
@@ -84,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             visible_only=args.self_check,
             executor=args.executor,
             progress=not args.quiet and sys.stderr.isatty(),
+            overrides=overrides,
         )
         outcome = session.grade(paths)
     except MnistError as exc:

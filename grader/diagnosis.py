@@ -172,6 +172,24 @@ def _gradient_candidates(name: str, lr: float) -> Iterator[tuple[str, Backprop, 
                f"propagates delta through W{layer + 2} after updating it (at learning rate {lr:g})")
 
 
+def relu_gradient(params: Params, x: np.ndarray, label: int) -> Params:
+    """The gradient of the same network with ReLU hidden layers (what a ReLU student's step computes)."""
+    weights, biases = params
+    a, activations, zs = np.asarray(x, dtype=np.float64), [np.asarray(x, dtype=np.float64)], []
+    for w, b in zip(weights[:-1], biases[:-1], strict=True):
+        z = a @ w + b
+        a = np.maximum(0.0, z)
+        zs.append(z)
+        activations.append(a)
+    delta = network.softmax(a @ weights[-1] + biases[-1]) - network.one_hot(label)
+    grad_w, grad_b = [np.empty(0)] * 3, [np.empty(0)] * 3
+    for layer in (2, 1, 0):
+        grad_w[layer], grad_b[layer] = np.outer(activations[layer], delta), delta
+        if layer:
+            delta = (weights[layer] @ delta) * (zs[layer - 1] > 0)
+    return grad_w, grad_b
+
+
 def _constant_words(c: float) -> str:
     for n in (2, 3, 10, 32, 784):
         if abs(c * n - 1) < 1e-3:
@@ -199,6 +217,14 @@ def _tensor_candidates(name: str, g: np.ndarray, f: np.ndarray) -> Iterator[tupl
         yield ("transposed", relative_error(g, f.T),
                f"{name}: your gradient is transposed: entry (i, j) must be the input i times delta j, "
                f"{_fix(name)}.")
+    if name[0] == "b" and f.size > 1:
+        # a mini-batch habit on a single sample: np.sum(delta, axis=...) over the units, not the samples
+        yield ("bias_summed_over_units", relative_error(g, np.full_like(f, f.sum())),
+               f"{name}: every entry of your bias gradient is the sum of delta{name[1]} over the layer's units "
+               f"(a sum over the wrong axis): for one sample d{name} is delta{name[1]} itself, unsummed.")
+        yield ("bias_averaged_over_units", relative_error(g, np.full_like(f, f.mean())),
+               f"{name}: every entry of your bias gradient is the mean of delta{name[1]} over the layer's units "
+               f"(a mean over the wrong axis): for one sample d{name} is delta{name[1]} itself.")
     c = least_squares_ratio(g, f)
     if c is not None and abs(c - 1) > 1e-3 and abs(c + 1) > 1e-3 and c != 0:
         yield ("scaled_by_constant", relative_error(g, c * f),
@@ -251,6 +277,11 @@ def diagnose(name: str, student_grads: Params, params: Params, x: np.ndarray, la
                         f"{FIX[name].split('= ')[-1]} for both dW{k} and d{name}.")
         found.append(Diagnosis(name, mistake, sentence, relative_error(g, tensor(grads, name)), e_right))
     found += [Diagnosis(name, i, s, e, e_right) for i, e, s in _tensor_candidates(name, g, f)]
+    relu = tensor(relu_gradient(params, x, label), name)
+    found.append(Diagnosis(name, "relu_hidden_layers",
+                           f"{name}: your gradient is that of ReLU hidden layers: the handout's hidden layers are "
+                           "sigmoid, a = sigmoid(z), with sigma'(z) = a * (1 - a) in backprop.",
+                           relative_error(g, relu), e_right))
     if rates is not None:
         small = np.asarray(tensor(rates.at_small, name), dtype=np.float64)
         if small.shape == g.shape and np.isfinite(small).all():

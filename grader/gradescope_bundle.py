@@ -1,7 +1,8 @@
 """`grade gradescope --out autograder.zip`: a Gradescope autograder bundle of this grader.
 
 The zip, unpacked by Gradescope into /autograder/source:
-  setup.sh        installs Python >= 3.10 (apt) and this grader from grader-src/ into /autograder/venv
+  setup.sh        installs Python >= 3.10 and bubblewrap (apt) and this grader from grader-src/ into
+                  /autograder/venv
   run_autograder  grades /autograder/submission into /autograder/results/results.json (grader.gradescope_run)
   grader-src/     this project's source (pyproject.toml, grader/, reference/ with the MNIST sample)
   rubric.yaml     the rubric to grade with
@@ -66,6 +67,13 @@ if [ -z "$PYTHON" ]; then  # e.g. Ubuntu 20.04: python3 is 3.8, 3.11 comes from 
 fi
 [ -n "$PYTHON" ] || { echo "setup.sh: no Python >= 3.10 with venv could be installed" >&2; exit 1; }
 
+# bubblewrap builds each sandbox's filesystem from nothing (deny by default); setpriv (util-linux) drops the
+# child to its own uid. Without them the grader falls back to hiding paths, and `grade --doctor` says so.
+if ! command -v bwrap >/dev/null 2>&1 || ! command -v setpriv >/dev/null 2>&1; then
+    (apt-get update && apt-get install -y --no-install-recommends bubblewrap util-linux) \\
+        || echo "setup.sh: could not install bubblewrap: the sandbox will use its fallback isolation" >&2
+fi
+
 "$PYTHON" -m venv "$ROOT/venv"
 "$ROOT/venv/bin/python" -m pip install --upgrade pip
 "$ROOT/venv/bin/python" -m pip install "$SOURCE/grader-src"
@@ -73,6 +81,7 @@ fi
 chmod -R a+rX "$ROOT/venv"
 chmod +x "$ROOT/run_autograder" "$SOURCE/run_autograder" 2>/dev/null || true
 "$ROOT/venv/bin/python" -c "import grader, reference.mnist; print('grader', grader.__version__, 'installed')"
+"$ROOT/venv/bin/python" -m grader --doctor || echo "setup.sh: grade --doctor found a protection missing" >&2
 """
 
 

@@ -14,14 +14,16 @@ from typing import Any
 import numpy as np
 
 from grader import __version__
-from grader.adapter import SECONDS_PER_SAMPLE, build_student
+from grader.adapt.student import SECONDS_PER_SAMPLE, build_student
 from grader.checks.backprop import RealStep, check_backprop, check_real_step
 from grader.checks.forward import ForwardCase, check_feed_forward_dataset, check_feed_forward_sample
 from grader.checks.helpers import check_helpers
 from grader.checks.initialisation import check_initialisation
+from grader.checks.own_loop import OwnLoopRun, first_step_errors, run_own_loop, withhold_credit, wrong_tensors
 from grader.checks.signatures import FUNCTIONS, check_signatures
 from grader.checks.training import check_short_training, check_training_loop, reference_history
 from grader.gradients import probe_point, probe_samples
+from grader.problems import problem_labels
 from grader.registry import KNOWN_CHECKS, SETTINGS_CLASSES
 from grader.results import CheckResult, GradientVerdict, QuestionResult, RunError, SubmissionResult
 from grader.rubric import Rubric
@@ -89,7 +91,8 @@ def grade_submission(
     if isinstance(submission, NotGradable):
         error = RunError("not_gradable", path.name, f"not gradable: {submission.reason}")
         questions = tuple(score_question(q, [], rubric) for q in _question_ids(rubric))
-        return _finish(header, questions, errors=(error,), started=started, visible_only=visible_only)
+        return _finish(header, questions, errors=(error,), problems=problem_labels(submission, (error,)),
+                       started=started, visible_only=visible_only)
 
     _start_reference_training(rubric, data)
     limits = rubric.limits
@@ -107,6 +110,7 @@ def grade_submission(
         adaptations = tuple(getattr(student, "adaptations", ()))
     questions = tuple(score_question(q, checks.get(q, []), rubric) for q in _question_ids(rubric))
     return _finish(header, questions, gradients=gradients, training=training, errors=errors,
+                   problems=problem_labels(submission, errors),
                    adaptations=adaptations, protections=protections, figures=figures,
                    started=started, visible_only=visible_only)
 
@@ -169,22 +173,37 @@ def run_checks(
         steps = [RealStep("the handout's initialisation", init, x, label),
                  RealStep("weights after one epoch of training", data.trained, x2, label2)]
         real_steps.extend(steps)
-        return results + [check_real_step(student, steps, settings["Q3"].real_step_points)]
+        probes_passed = all(v.ok for v in verdicts.values())
+        return results + [check_real_step(student, steps, settings["Q3"].real_step_points,
+                                          probes_passed=probes_passed)]
 
     real_steps: list[RealStep] = []
     checks["Q3"] = _guarded("Q3", q3)
+    own_scale = None  # the student's own network divides the inputs by this, consistently
     if any(v.verdict == "wrong" for v in gradients.values()):
         scale = _own_input_scale(student, data, settings["Q3"].seed)
-        if scale is not None:
-            rejudged = check_real_step(student, real_steps, settings["Q3"].real_step_points, input_scale=scale)
+        forward_scale = _forward_input_scale(student, data, settings["Q3"].seed) if scale is not None else None
+        if scale is not None and forward_scale != scale:
+            for name, v in list(gradients.items()):
+                if v.verdict == "wrong":
+                    gradients[name] = replace(v, diagnosis=_inconsistent_sentence(scale, forward_scale))
+            checks["Q3"] = [_inconsistent(c, scale, forward_scale) for c in checks["Q3"]]
+        elif scale is not None:
+            own_scale = scale
+            rejudged = check_real_step(student, real_steps, settings["Q3"].real_step_points, input_scale=scale,
+                                       probes_passed=True)
             checks["Q3"] = [rejudged if c.id == rejudged.id else _graded_on_own_forward(c, scale)
                             for c in checks["Q3"]]
             for name, v in list(gradients.items()):
-                gradients[name] = replace(v, ok=True, diagnosis=_scaled_sentence(scale))
+                # judged against the student's own network: ok and verdict agree (the e above is the handout's)
+                gradients[name] = replace(v, ok=True, verdict="correct", diagnosis=_scaled_sentence(scale))
     checks["Q3"] = _distrust_probes_if_real_step_fails(checks["Q3"])
+    own = _guarded_value(lambda: run_own_loop(student, data.train_images, data.train_labels,
+                                              settings["Q4"].epoch_length, settings["Q4"].loop_learning_rate,
+                                              settings["Q3"].seed))
 
     def q4() -> list[CheckResult]:
-        loop = check_training_loop(student, init, data.train_images, data.train_labels, settings["Q4"])
+        loop = check_training_loop(student, init, data.train_images, data.train_labels, settings["Q4"], own)
         short = check_short_training(student, init, data.train_images, data.train_labels,
                                      data.test_images, data.test_labels, settings["Q4"])
         if short.details.get("student_accuracy"):
@@ -193,6 +212,7 @@ def run_checks(
         return [loop, short]
 
     checks["Q4"] = _guarded("Q4", q4)
+    checks["Q3"] = _credit_only_what_the_own_loop_confirms(checks["Q3"], checks["Q4"], own, own_scale)
     for question in FUNCTIONS:
         checks[question] += _guarded(question, lambda q=question: [check_signatures(q, student)])
     checks["Q4"] = [_accuracy_caveat(c, gradients, training) for c in checks["Q4"]]
@@ -200,8 +220,43 @@ def run_checks(
         figures["training"] = training
     figures.update(_init_figures(student.initial_params))
     if any(not v.ok for v in gradients.values()):
-        figures.update(_gradient_figures(student, data, settings["Q3"].seed))
+        figures.update(_gradient_figures(student, data, settings["Q3"].seed, _named_probe(checks["Q3"])))
     return checks, gradients, training, figures
+
+
+def _guarded_value(thunk: Callable[[], Any]) -> Any:
+    """thunk(), or None when the grader itself fails there (the checks that use it then draw no conclusion)."""
+    try:
+        return thunk()
+    except Exception:  # noqa: BLE001 - the grader's own failure; the checks go on without this evidence
+        return None
+
+
+def _credit_only_what_the_own_loop_confirms(q3: list[CheckResult], q4: list[CheckResult], own: OwnLoopRun | None,
+                                            scale: float | None) -> list[CheckResult]:
+    """Q3 tensors right at the probes but wrong in the steps of the student's own train_one_epoch: no credit.
+
+    Only where the loop itself is sound (a loop that skips, scales or rescales is Q4's business) and the
+    student's network is the handout's (an own-scale network is judged at the probes only)."""
+    if scale is not None:
+        return q3
+    if own is not None and own.keys and own.keys[0] == _key(own.x):
+        q3 = withhold_credit(q3, wrong_tensors(first_step_errors(own)), "the first step of your own "
+                             "train_one_epoch (from the same kind of weights, on a full-length x_train)")
+    loop = next((c for c in q4 if c.id == "Q4.loop"), None)
+    tensors = [c for c in q3 if c.id.split(".")[-1] in ("W1", "b1", "W2", "b2", "W3", "b3")]
+    # Over 20 steps one wrong tensor moves every other: the trajectory speaks only when all six were right
+    if loop is not None and loop.status == "passed" and tensors and all(c.status == "passed" for c in tensors):
+        q3 = withhold_credit(q3, wrong_tensors(loop.details.get("trajectory_rel_error") or {}),
+                             "where your own train_one_epoch takes 20 steps from the handout's initialisation, the "
+                             "result")
+    return q3
+
+
+def _key(x: np.ndarray) -> list[Any]:
+    """[sum, sum of squares, first non-zero] of a canonical sample, as the sandbox records a step's sample."""
+    nonzero = np.flatnonzero(x)
+    return [float(x.sum()), float(x @ x), int(nonzero[0]) if nonzero.size else -1]
 
 
 def _accuracy_caveat(
@@ -258,6 +313,43 @@ def _own_input_scale(student: Student, data: GradingData, seed: int) -> float | 
     return matches[0]
 
 
+def _forward_input_scale(student: Student, data: GradingData, seed: int) -> float | None:
+    """The scale the student's feed_forward_sample divides inputs by (1.0: raw pixels), or None if unclear."""
+    from grader.student import StudentCodeError
+
+    found = None
+    for i, (x, label) in enumerate(data.probes[:2]):
+        params = probe_point(x, seed + i)
+        try:
+            loss, _ = student.feed_forward_sample(params, x, label)
+            loss = float(np.asarray(loss, dtype=np.float64).reshape(()))
+        except (StudentCodeError, ValueError, TypeError, IndexError):
+            return None
+        errors = {d: abs(loss - float(network.loss(*params, x / d, label))) / max(abs(loss), 1e-12)
+                  for d in (1.0, *INPUT_SCALES)}
+        best = min(errors, key=errors.get)
+        if errors[best] > 1e-6 or found not in (None, best):  # float32 losses agree to ~1e-7
+            return None
+        found = best
+    return found
+
+
+def _inconsistent_sentence(scale: float, forward_scale: float | None) -> str:
+    forward = ("feeds the raw pixels" if forward_scale == 1.0 else
+               "does not divide the same way" if forward_scale is None else f"divides by {forward_scale:g}")
+    return (f"Your train_one_sample {INPUT_SCALES[scale]} but your feed_forward_sample {forward}: the "
+            "gradient your step uses belongs to another network than the one you evaluate. Scale the inputs "
+            "in one place (or not at all, as the handout does).")
+
+
+def _inconsistent(check: CheckResult, scale: float, forward_scale: float | None) -> CheckResult:
+    """A failed Q3 tensor check whose message names the inconsistent input scaling."""
+    if check.id.split(".")[-1] not in ("W1", "b1", "W2", "b2", "W3", "b3") or check.status == "passed":
+        return check
+    return replace(check, message=f"{_inconsistent_sentence(scale, forward_scale)} {check.message}",
+                   details={**check.details, "inconsistent_input_scale": scale})
+
+
 def _all_close(student: Params, expected: Params, metric: Callable[..., float], tolerance: float = 1e-5) -> bool:
     pairs = list(zip(student[0] + student[1], expected[0] + expected[1], strict=True))
     return all(np.shape(g) == np.shape(f) and metric(np.asarray(g), np.asarray(f)) <= tolerance for g, f in pairs)
@@ -290,13 +382,22 @@ def _init_figures(params: Params | None) -> dict[str, Any]:
     return {"init": init} if init else {}
 
 
-def _gradient_figures(student: Student, data: GradingData, seed: int) -> dict[str, Any]:
-    """figures["gradients"]: the student's implied gradient and the finite differences at the first probe."""
+def _named_probe(q3: list[CheckResult]) -> int:
+    """The index of the probe digit Q3.W1's message names as its worst (0 when it names none)."""
+    w1 = next((c for c in q3 if c.id == "Q3.W1"), None)
+    labels = w1.details.get("labels") if w1 else None
+    named = w1.details.get("worst_label") if w1 else None
+    return labels.index(named) if isinstance(labels, list) and named in labels else 0
+
+
+def _gradient_figures(student: Student, data: GradingData, seed: int, index: int = 0) -> dict[str, Any]:
+    """figures["gradients"]: the student's implied gradient and the finite differences at probe `index` (the
+    digit the W1 check names), with that digit's label and pixels."""
     from grader.gradients import TENSOR_NAMES, finite_difference_gradient, implied_gradient, tensor
     from grader.student import StudentCodeError
 
-    x, label = data.probes[0]
-    params = probe_point(x, seed)
+    x, label = data.probes[index]
+    params = probe_point(x, seed + index)
     try:
         after = student.train_one_sample(params, x, label, 1.0)
         implied = implied_gradient(params, after, 1.0)
@@ -308,6 +409,8 @@ def _gradient_figures(student: Student, data: GradingData, seed: int) -> dict[st
         g, f = np.asarray(tensor(implied, name)), np.asarray(tensor(expected, name))
         if g.shape == f.shape and np.isfinite(g).all():
             pictures[name] = {"student": g.tolist(), "expected": f.tolist()}
+    if pictures:
+        pictures["probe"] = {"label": int(label), "pixels": np.asarray(x, dtype=np.float64).tolist()}
     return {"gradients": pictures} if pictures else {}
 
 

@@ -1,6 +1,6 @@
 """The student's own running namespace (a Jupyter kernel's globals) behind the Sandbox interface.
 
-`KernelBox(namespace)` answers what grader/adapter.py asks a Sandbox (run_cells, namespace, get, call,
+`KernelBox(namespace)` answers what grader/adapt/student.py asks a Sandbox (run_cells, namespace, get, call,
 limits, protections) without a child process: it is for the in-notebook self-check only, where the code
 under test is the student's own, already running in their own kernel. Values cross the boundary exactly as
 they would cross the sandbox's (the child runner's encoder, then decoded in memory): arguments and globals
@@ -35,9 +35,9 @@ import numpy as np
 
 from grader.results import RunError
 from grader.sandbox import runner
-from grader.sandbox.session import CallResult, Limits, RunLog, Symbol
+from grader.sandbox.session import CallResult, Limits, NetworkEntry, RunLog, Symbol
 from grader.sandbox.session import _symbol as symbol_from_info
-from grader.sandbox.values import Fingerprint, Opaque
+from grader.sandbox.values import Fingerprint, Opaque, Ref
 
 THIS_FILE = __file__
 REFIRE_S = 0.25  # after the limit, SIGALRM repeats at this interval until the call returns
@@ -177,6 +177,7 @@ class KernelBox:
         self.limits = limits or Limits()
         self._run_log: RunLog | None = None
         self._deadline = time.monotonic() + self.limits.total_timeout_s
+        self._network = runner.NetworkMap(runner.network_arrays(namespace))
 
     def protections(self) -> tuple[str, ...]:
         """What guards the student's kernel during the check (in-process: no isolation, by design)."""
@@ -186,11 +187,16 @@ class KernelBox:
                 "globals, arguments and random states restored after every check")
 
     def run_cells(self) -> RunLog:
-        """The kernel already ran the cells: an empty log whose initial_params are the current weights/biases."""
+        """The kernel already ran the cells: an empty log whose network is the current one (its initial values
+        are the current values)."""
         if self._run_log is None:
-            names = ("weights", "biases")
-            params = {n: value_tree(self.ns[n]) for n in names} if all(n in self.ns for n in names) else None
-            self._run_log = RunLog((), (), params, 0.0)
+            entries = []
+            for entry in self._network.describe(self.ns, lambda a: np.array(a)):
+                value = entry["value"]
+                entries.append(NetworkEntry(entry["index"], tuple(tuple(p) for p in entry["paths"]),
+                                            tuple(entry["texts"]), value, value))
+            used = frozenset(runner.names_used_by_functions(self.ns))
+            self._run_log = RunLog((), (), tuple(entries), 0.0, used, True)
         return self._run_log
 
     def namespace(self) -> dict[str, Symbol]:
@@ -205,9 +211,10 @@ class KernelBox:
 
     def call(self, function: str, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, *,
              set_globals: dict[str, Any] | None = None, get_globals: Sequence[str] = (),
-             return_args: bool = False, record: Sequence[str] = (),
-             timeout_s: float | None = None) -> CallResult:
-        """Set globals (copies), call `function(*args, **kwargs)`, read back copies, restore the bindings."""
+             set_params: dict[int, np.ndarray] | None = None, get_params: Sequence[int] = (),
+             record: Sequence[str] = (), compact: bool = False, timeout_s: float | None = None) -> CallResult:
+        """Set globals (copies) and the network's arrays (in place), call `function(*args, **kwargs)`, read
+        back copies, restore the bindings (the arrays' contents are restored by `preserved_state`)."""
         where = f"call {function}"
         started = time.monotonic()
         remaining = self._deadline - started
@@ -221,10 +228,13 @@ class KernelBox:
         raw: list[dict[str, Any]] = []
         try:
             self.ns.update(copy.deepcopy(dict(set_globals or {})))
+            for index, value in (set_params or {}).items():
+                self._network.write(self.ns, int(index), np.array(value))
+            args, kwargs = self._resolved(args), self._resolved(kwargs)
             target = self.ns.get(function)
             for name in record:
                 if callable(self.ns.get(name)):
-                    self.ns[name] = runner.Runner.recorder(_RECORDING, name, self.ns[name], raw)
+                    self.ns[name] = runner.Runner.recorder(_RECORDING, name, self.ns[name], raw, compact)
 
             def thunk() -> Any:
                 if not callable(target):
@@ -238,15 +248,34 @@ class KernelBox:
             if isinstance(exc, KeyboardInterrupt):
                 raise exc
             error = None if exc is None else run_error(exc, where, limit)
+            params, rebound = {}, {}
+            for index in get_params:
+                after, paths = self._network.read(self.ns, int(index))
+                params[int(index)], rebound[int(index)] = value_tree(after), tuple(paths)
             result = CallResult(
                 function, error is None, value=None if error else value_tree(value),
                 globals={n: value_tree(self.ns[n]) for n in get_globals if n in self.ns},
-                args_after=value_tree(args) if return_args else None, stdout=out, stderr=err,
-                error=error, timed_out=isinstance(exc, CallTimedOut), recorded=_recorded(raw),
-                duration_s=time.monotonic() - started)
+                stdout=out, stderr=err, error=error, timed_out=isinstance(exc, CallTimedOut),
+                recorded=raw if compact else _recorded(raw), duration_s=time.monotonic() - started,
+                params=params, rebound=rebound)
         finally:
             restore_bindings(self.ns, bindings)
         return result
+
+    def _resolved(self, value: Any) -> Any:
+        """Arguments with every Ref replaced by the student's own object (a global, a network array)."""
+        if isinstance(value, Ref):
+            if value.entry is None:
+                return self.ns[value.global_name]
+            now = self._network.current(self.ns, value.entry)
+            return now[0] if now else self._network.entries[value.entry]["objects"][0]
+        if isinstance(value, list):
+            return [self._resolved(v) for v in value]
+        if isinstance(value, tuple):
+            return tuple(self._resolved(v) for v in value)
+        if isinstance(value, dict):
+            return {k: self._resolved(v) for k, v in value.items()}
+        return value
 
     def _guarded(self, thunk: Callable[[], Any], limit: float) -> tuple[Any, BaseException | None, str, str]:
         """Run student code with bounded, captured stdout/stderr and its own warning filters."""
@@ -379,6 +408,8 @@ def preserved_state(ns: MutableMapping[str, Any]) -> Iterator[None]:
     budget, seen = [MAX_SNAPSHOT_BYTES], set()
     snapshots = [s for name, v in bindings.items() if not str(name).startswith("__")
                  for s in [_snapshot(v, budget, seen)] if s is not None]
+    # the network's arrays wherever they live (objects, closures, defaults): the grader writes into them
+    snapshots += [s for array, _ in runner.network_arrays(ns) for s in [_snapshot(array, budget, seen)] if s]
     numpy_state, random_state, errors = np.random.get_state(), random.getstate(), np.geterr()
     try:
         np.random.seed(0)

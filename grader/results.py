@@ -10,12 +10,27 @@ Visibility = Literal["visible", "hidden", "after_due_date", "after_published"]
 
 
 @dataclass(frozen=True)
+class StaffAdjustment:
+    """A staff override of one check: the points it now earns, why, who decided, and what the grader gave."""
+
+    points: float
+    comment: str
+    by: str
+    graded_score: float  # the grader's own score for the check, before the override
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class CheckResult:
     """One check's verdict: status, points earned out of max, a message a student can act on.
 
     `details` holds the numbers behind the verdict (JSON-serialisable: floats, lists, dicts);
-    `traceback` the student's own traceback where their code raised; `figures` names figures
-    (keys of SubmissionResult.figures) that illustrate the check.
+    `traceback` the student's own traceback where their code raised. A recognised mistake is data:
+    `mistake_id` names it the same way for every student who made it (the class index counts by it) and
+    `fix` is one sentence saying what to change, without per-student measurements. `staff` is a staff
+    override applied at scoring time (the score already includes it).
     """
 
     id: str
@@ -27,6 +42,9 @@ class CheckResult:
     visibility: Visibility = "visible"
     details: dict[str, Any] = field(default_factory=dict)
     traceback: str | None = None
+    mistake_id: str | None = None
+    fix: str | None = None
+    staff: StaffAdjustment | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,6 +120,7 @@ class SubmissionResult:
     gradients: dict[str, GradientVerdict] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     errors: tuple[RunError, ...] = ()
+    problems: tuple[str, ...] = ()  # plain labels a TA can sort by: "syntax error at line 2", "empty file"
     adaptations: tuple[str, ...] = ()
     protections: tuple[str, ...] = ()
     figures: dict[str, Any] = field(default_factory=dict)  # raw numbers for plots, never rendered here
@@ -129,6 +148,7 @@ class SubmissionResult:
             "gradients": {k: v.to_dict() for k, v in self.gradients.items()},
             "training": self.training,
             "errors": [e.to_dict() for e in self.errors],
+            "problems": list(self.problems),
             "adaptations": list(self.adaptations),
             "protections": list(self.protections),
             "figures": self.figures,

@@ -1,11 +1,16 @@
-"""Scores: a pure function of the rubric and the checks' verdicts."""
+"""Scores: a pure function of the rubric, the checks' verdicts and the staff's overrides."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from grader.results import CheckResult, QuestionResult
+from grader.results import CheckResult, QuestionResult, StaffAdjustment, SubmissionResult
 from grader.rubric import Rubric
+
+if TYPE_CHECKING:
+    from grader.overrides import Override
 
 
 def earned_fraction(check: CheckResult) -> float:
@@ -46,3 +51,28 @@ def score_question(
                 )
             )
     return QuestionResult(qid, title or (rule.title if rule else qid), tuple(scored))
+
+
+def apply_overrides(result: SubmissionResult, overrides: Iterable[Override]) -> SubmissionResult:
+    """The result with each named check's score set by staff (capped at its points), the grader's own score
+    kept beside it; checks no override names are unchanged."""
+    by_check = {o.check: o for o in overrides}
+    if not by_check:
+        return result
+    questions = tuple(
+        replace(q, checks=tuple(_adjusted(c, by_check[c.id]) if c.id in by_check else c for c in q.checks))
+        for q in result.questions
+    )
+    return replace(result, questions=questions)
+
+
+def _adjusted(check: CheckResult, override: Override) -> CheckResult:
+    graded = check.staff.graded_score if check.staff else check.score
+    points = round(min(override.points, check.max_score), 4)
+    return replace(check, score=points, staff=StaffAdjustment(points, override.comment, override.by, graded))
+
+
+def hidden_checks(rubric: Rubric) -> dict[str, float]:
+    """How many of the rubric's checks are not visible to students, and their points: {"count", "points"}."""
+    hidden = [c for q in rubric.questions.values() for c in q.checks.values() if c.visibility != "visible"]
+    return {"count": len(hidden), "points": sum(c.points for c in hidden)}

@@ -22,7 +22,7 @@ from typing import Any
 import jinja2
 import numpy as np
 
-from grader.adapter import HANDOUT_FUNCTIONS, build_student
+from grader.adapt.student import HANDOUT_FUNCTIONS, build_student
 from grader.grading import QUESTION_ORDER, GradingData, prepare_data, run_checks
 from grader.kernel_box import KernelBox, caller_namespace, preserved_state
 from grader.registry import KNOWN_CHECKS

@@ -9,7 +9,9 @@ from typing import Any
 
 from grader import __version__
 from grader.batch import Job, Progress, cache_key, grader_failure, is_up_to_date, run_parallel, unique_stems
+from grader.overrides import Override, overrides_for, overrides_key
 from grader.rubric import Rubric, load_rubric
+from grader.scoring import apply_overrides, hidden_checks
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,7 @@ class JobConfig:
     out_dir: str | None
     visible_only: bool
     hide: tuple[str, ...]
+    overrides: tuple[Override, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,10 @@ def grade_job(job: Job, config: JobConfig) -> dict[str, Any]:
     rubric, data = _state(config)
     result = grade_submission(job.path, rubric, data, name=job.stem, visible_only=config.visible_only,
                               hide=config.hide)
+    result = apply_overrides(result, overrides_for(config.overrides, job.path, job.stem))
     extra = {"cache_key": job.cache_key, "data_source": data.source}
+    if config.visible_only:
+        extra["hidden_checks"] = hidden_checks(rubric)
     if config.out_dir is not None:
         write_outputs(result, config.out_dir, staff=not config.visible_only, name=job.stem, extra=extra)
     summary = result.to_dict()
@@ -94,6 +100,12 @@ class GradingSession:
     visible_only: bool = False
     executor: str = "local"
     progress: bool = True
+    overrides: tuple[Override, ...] = ()
+
+    def _options(self, options: dict[str, Any], path: Path, stem: str) -> dict[str, Any]:
+        """The options a submission's cache key covers: the run's, plus the staff overrides that name it."""
+        key = overrides_key(overrides_for(self.overrides, path, stem))
+        return {**options, "overrides": key} if key else options
 
     def grade(self, paths: list[Path]) -> RunOutcome:
         """Grade every path (skipping up-to-date ones unless forced) and write the class outputs."""
@@ -102,11 +114,12 @@ class GradingSession:
             out.mkdir(parents=True, exist_ok=True)
         names = unique_stems(paths)
         options = {"full": self.full, "visible_only": self.visible_only, "mnist": self.mnist_path or ""}
-        jobs = [Job(p, names[p], cache_key(p, self.rubric.sha256, __version__, options)) for p in paths]
+        jobs = [Job(p, names[p], cache_key(p, self.rubric.sha256, __version__, self._options(options, p, names[p])))
+                for p in paths]
         hide = tuple(sorted({str(p.parent) for p in paths} | ({str(out)} if out else set())
                             | ({str(Path(self.mnist_path).resolve())} if self.mnist_path else set())))
         config = JobConfig(self.rubric_path, self.mnist_path, self.full, str(out) if out else None,
-                           self.visible_only, hide)
+                           self.visible_only, hide, self.overrides)
         results: dict[Path, dict[str, Any]] = {}
         todo = []
         for job in jobs:

@@ -1,7 +1,7 @@
 """The student's code as the checks see it: the handout's operations, canonical layout in and out.
 
 Checks (grader/checks/*) take a `Student` and never know whether it is a sandboxed child
-(grader/adapter.py: SandboxStudent, which converts to the student's own layout and signatures)
+(grader/adapt/student.py: SandboxStudent, which converts to the student's own layout and signatures)
 or, in the checks' unit tests, plain Python functions (InProcessStudent below, trusted code only).
 """
 

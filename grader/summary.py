@@ -6,59 +6,95 @@ import shutil
 import textwrap
 from typing import Any
 
+from grader.report.common import as_dict, check_state, first_sentence, points_lost
 from grader.session import RunOutcome
 
-MARKS = {"passed": "ok", "failed": "FAIL", "error": "ERROR", "skipped": "skip"}
+MARKS = {"passed": "ok", "partial": "PARTIAL", "failed": "FAIL", "error": "ERROR", "skipped": "skip"}
 
 
 def _points(x: float) -> str:
     return f"{x:.4g}"
 
 
-def _wrap(text: str, indent: str) -> str:
+def _wrap(text: str, indent: str, first: str | None = None) -> str:
     width = max(60, min(110, shutil.get_terminal_size((100, 20)).columns))
-    return "\n".join(textwrap.fill(line, width, initial_indent=indent, subsequent_indent=" " * len(indent))
-                     for line in text.splitlines() if line.strip())
+    first = indent if first is None else first
+    lines = [line for line in text.splitlines() if line.strip()]
+    return "\n".join(textwrap.fill(line, width, initial_indent=first if i == 0 else indent,
+                                    subsequent_indent=" " * len(indent)) for i, line in enumerate(lines))
+
+
+def cost_lines(result: dict[str, Any]) -> list[str]:
+    """'What cost you points': each check that lost points, the points lost and the sentence to act on."""
+    lines = []
+    for q in result["questions"]:
+        for c in q["checks"]:
+            lost = points_lost(c)
+            if lost <= 0:
+                continue
+            state = check_state(c)
+            staff = " adjusted by staff;" if c.get("staff") else ""
+            head = (f"  -{_points(lost):<6}{q['id']} {c['title']} ({_points(c['score'])}/{_points(c['max_score'])}"
+                    f"{', ' + state if state != 'failed' else ''}){staff}")
+            lines.append(head)
+            lines.append(_wrap(c.get("fix") or first_sentence(c["message"]), " " * 10))
+    return ["What cost you points:", *lines] if lines else []
+
+
+def _check_lines(c: dict[str, Any], said: set[str]) -> list[str]:
+    """A check that did not pass: its mark, points, message (once: repeats say so), traceback tail."""
+    lines = [f"    [{MARKS.get(check_state(c), c['status'])}] {c['title']} "
+             f"({_points(c['score'])}/{_points(c['max_score'])})"]
+    if c.get("staff"):
+        staff = c["staff"]
+        lines.append(_wrap(f"adjusted by staff ({staff.get('by') or 'staff'}): {staff.get('comment', '')}",
+                           " " * 8))
+    if c["message"] in said:
+        return [*lines, "        (the same reason as above)"]
+    said.add(c["message"])
+    lines.append(_wrap(c["message"], "        "))
+    if c.get("traceback"):
+        lines += ["        | " + line for line in c["traceback"].strip().splitlines()[-4:]]
+    return lines
+
+
+def _error_text(e: dict[str, Any]) -> str:
+    """'cell 4: NameError ...', without repeating the place when the message already starts with it."""
+    where, message = str(e.get("where", "")), str(e.get("message", ""))
+    return message if not where or message.startswith(where) else f"{where}: {message}"
 
 
 def submission_lines(result: dict[str, Any], *, detailed: bool, self_check: bool) -> list[str]:
-    """Lines describing one result: header, per-question scores, failing checks, run errors."""
-    head = f"{result.get('submission')}: {_points(result.get('score', 0))} / {_points(result.get('max_score', 0))}"
+    """Lines describing one result: header, what cost points, per-question scores, failing checks, problems."""
+    result = as_dict(result)
+    head = f"{result['submission']}: {_points(result['score'])} / {_points(result['max_score'])}"
+    problems = "; ".join(result["problems"])
     if not detailed:
-        scores = "  ".join(f"{q['id']} {_points(q['score'])}" for q in result.get("questions", []) if q["max_score"])
-        kinds = sorted({e["kind"] for e in result.get("errors", [])})
-        return [f"{head:<40} {scores}" + (f"  ({', '.join(kinds)})" if kinds else "")]
+        scores = "  ".join(f"{q['id']} {_points(q['score'])}" for q in result["questions"] if q["max_score"])
+        return [f"{head:<40} {scores}" + (f"  ({problems})" if problems else "")]
     lines = [head + ("   (visible checks only)" if self_check else "")]
-    for q in result.get("questions", []):
-        if not q.get("checks"):
+    if problems:
+        lines.append(f"Problems: {problems}")
+    lines += cost_lines(result)
+    for q in result["questions"]:
+        if not q["checks"]:
             continue
-        lines.append(f"  {q['title']}: {_points(q['score'])} / {_points(q['max_score'])}")
-        if not detailed:
-            continue
+        passed = [c for c in q["checks"] if check_state(c) == "passed"]
+        folded = f"   ({len(passed)} passed)" if passed else ""
+        lines.append(f"  {q['title']}: {_points(q['score'])} / {_points(q['max_score'])}{folded}")
         said: set[str] = set()
         for c in q["checks"]:
-            if (c["status"] == "passed" and not self_check) or (c["status"] == "failed" and not c["max_score"]):
-                continue  # 0-point failures are informational: the reports show them
-            lines.append(f"    [{MARKS.get(c['status'], c['status'])}] {c['title']} "
-                         f"({_points(c['score'])}/{_points(c['max_score'])})")
-            if c["status"] == "passed":
-                continue
-            if c["message"] in said:
-                lines.append("        (the same reason as above)")
-                continue
-            said.add(c["message"])
-            lines.append(_wrap(c["message"], "        "))
-            if c.get("traceback"):
-                tail = c["traceback"].strip().splitlines()[-4:]
-                lines += ["        | " + line for line in tail]
-    errors = result.get("errors", [])
-    if errors and detailed:
+            if check_state(c) == "passed" or (c["status"] == "failed" and not c["max_score"]):
+                continue  # passed checks are folded; 0-point failures are informational: the reports show them
+            lines += _check_lines(c, said)
+    errors = result["errors"]
+    if errors:
         lines.append("  While running your code:")
         for e in errors[:10]:
-            lines.append(_wrap(f"{e['where']}: {e['message']}", "    - "))
+            lines.append(_wrap(_error_text(e), "    - "))
         if len(errors) > 10:
             lines.append(f"    ... and {len(errors) - 10} more (see the report)")
-    if detailed and result.get("adaptations"):
+    if result["adaptations"]:
         lines.append("  The grader adapted to your code:")
         lines += [_wrap(a, "    - ") for a in result["adaptations"]]
     return lines
@@ -76,7 +112,10 @@ def print_summary(outcome: RunOutcome, *, self_check: bool = False) -> None:
     print(f"{len(scores)} submission{'s' * (len(scores) != 1)}{mean}, "
           f"{outcome.regraded} graded now, {outcome.up_to_date} up to date")
     if self_check:
-        print("Visible checks only: the final grade may include hidden checks.")
+        withheld = next((r["hidden_checks"] for r in outcome.results if r.get("hidden_checks")), None)
+        count = f"{withheld['count']:g} hidden check{'s' * (withheld['count'] != 1)} worth " \
+                f"{_points(withheld['points'])} point{'s' * (withheld['points'] != 1)}" if withheld else "hidden checks"
+        print(f"Visible checks only: the final grade may include {count}.")
     if outcome.data_source:
         print(f"MNIST: {outcome.data_source}")
     if outcome.out_dir is not None:

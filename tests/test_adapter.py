@@ -1,4 +1,4 @@
-"""grader/adapter.py: real submissions in bent layouts and signatures, run in the sandbox, seen canonically.
+"""grader/adapt/student.py: real submissions in bent layouts and signatures, run in the sandbox, seen canonically.
 
 Each fixture under tests/fixtures/bends/ is a submission written the way real students bend the handout
 (issue 7). The adapter must talk to each in its own layout and read back canonical parameters: from a
@@ -15,11 +15,11 @@ import nbformat
 import numpy as np
 import pytest
 
-from grader.adapter import DataForm, SandboxStudent, build_student, call_arguments
+from grader.adapt.calls import call_arguments, plan_call
+from grader.adapt.student import DataForm, SandboxStudent, build_student
 from grader.checks.training import Fingerprint
 from grader.gradients import implied_gradient, probe_point
-from grader.sandbox import Limits, Sandbox, SandboxData
-from grader.signatures import Param, plan_call
+from grader.sandbox import Limits, Param, Sandbox, SandboxData
 from grader.student import StudentCodeError
 from grader.submission import load_submission
 from reference import network
@@ -263,9 +263,9 @@ def test_notebook_with_column_vectors(students, probe, mnist):
 
 def test_one_params_dict_is_recorded_as_soon_as_it_holds_the_network(students, probe, mnist):
     run, student = students("params_dict")
-    assert list(run.initial_params) == ["params"] and student.problems == ()
+    assert run.initialised and student.layout.holders == ("params",) and student.problems == ()
     notes = " | ".join(student.adaptations)
-    assert "parameters are held in params" in notes and "recorded as soon as it was complete" in notes
+    assert "the network is held in params['W1']" in notes and "after all cells ran" not in notes
     init = network.init_params()
     for got, want in zip(
         student.initial_params[0] + student.initial_params[1], init[0] + init[1], strict=True
@@ -278,18 +278,35 @@ def test_one_params_dict_is_recorded_as_soon_as_it_holds_the_network(students, p
 # ------------------------------------------------------------------------------- no guesses, no crashes
 
 
-def test_two_parameter_holders_are_a_problem_not_a_guess(students, probe):
-    _, student = students("ambiguous_holders")
-    assert student.initial_params is None
-    assert student.problems == (
-        "the network's parameters cannot be read: more than one set of globals could hold the network's "
-        "parameters (initial; trained); the grader cannot tell which one the functions use",
-    )
+def test_of_two_parameter_sets_the_one_the_functions_use_is_the_network(students, probe):
+    _, student = students("ambiguous_holders")  # `initial` and `trained`; the functions use `trained`
+    assert student.problems == ()
+    assert [student.layout.texts[i] for i in student.layout.w_entries] == [f"trained['W'][{i}]" for i in range(3)]
     x, label, params = probe
-    with pytest.raises(StudentCodeError) as failed:
-        student.feed_forward_sample(params, x, label)
-    assert failed.value.error.kind == "not_gradable" and "more than one set of globals" in str(failed.value)
-    assert np.allclose(student.call_helper("sigmoid", np.zeros(3)), 0.5), "helpers are still graded"
+    loss, guess = student.feed_forward_sample(params, x, label)
+    assert np.argmax(guess) == int(np.argmax(network.forward(*params, x).probabilities))
+
+
+TWO_UNUSED_SETS = """
+import numpy as np
+rng = np.random.default_rng(1)
+def make():
+    return {'W': [rng.normal(size=(784, 32)), rng.normal(size=(32, 32)), rng.normal(size=(32, 10))],
+            'b': [np.zeros(32), np.zeros(32), np.zeros(10)]}
+first, second = make(), make()
+def feed_forward_sample(sample, y):
+    return 0.0, np.eye(10)[0]
+"""
+
+
+def test_two_parameter_sets_that_no_function_names_are_a_problem_not_a_guess(tmp_path, mnist):
+    path = tmp_path / "two_sets.py"
+    path.write_text(TWO_UNUSED_SETS)
+    data = SandboxData(mnist.x_train[:50], mnist.y_train[:50], mnist.x_test[:20], mnist.y_test[:20])
+    with Sandbox(load_submission(path), data, Limits(cell_timeout_s=20, call_timeout_s=10)) as box:
+        student = build_student(box, box.run_cells())
+    assert student.initial_params is None
+    assert len(student.problems) == 1 and "cannot tell" in student.problems[0], student.problems
 
 
 def test_unmatched_parameter_is_named_and_the_rest_is_graded(students, probe):

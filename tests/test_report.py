@@ -3,9 +3,10 @@
 Every result rendered here is really graded (`grade_submission` over the shipped rubric and MNIST sample):
 the reference solution, the seed's submission (kv2154), a transposed-weights student, a top-level infinite
 loop (graded with a 2 s cell limit), a notebook that is not JSON (named like a spreadsheet formula), and a
-script that raises ValueError("<script>...") at top level. The class is these and three more real
+script that raises ValueError("<script>...") at top level. The class is these and four more real
 submissions: a copy of kv2154 in another folder, a variant with kv2154's mistakes whose numbers differ (its
-updates go through float32 and its uniform W3 is wider), and a student who scales the inputs by 1/255.
+updates go through float32 and its uniform W3 is wider), a student who scales the inputs by 1/255, and the
+reference solution drawing every weight matrix with std 1/max instead of sqrt(1/max).
 Hand-made dicts remain only where no graded result can produce the situation (a batch's grader-failure
 dict, figure data that is malformed).
 """
@@ -40,7 +41,7 @@ from grader.report import (
     write_outputs,
 )
 from grader.report import writer as writer_module
-from grader.report.common import as_dict, general_sentence, jsonable, mistakes, number
+from grader.report.common import as_dict, check_state, jsonable, mistakes, number
 from grader.report.html import common_mistakes, pass_rates
 from grader.results import SubmissionResult
 from grader.rubric import DEFAULT_RUBRIC, load_rubric
@@ -120,19 +121,30 @@ def kv2154_variant() -> str:
     return source
 
 
+def std_not_variance() -> str:
+    """The reference solution with std 1/max(n_in, n_out) where the handout's variance is meant (all 3 layers)."""
+    source = (ROOT / "reference" / "solution.py").read_text()
+    old = "np.sqrt(1.0 / max(n_in, n_out))"
+    assert source.count(old) == 1
+    return source.replace(old, "1.0 / max(n_in, n_out)")
+
+
 @functools.cache
 def class_results() -> dict[str, SubmissionResult]:
-    """graded_results() plus a copy of kv2154 in another folder, kv2154_variant() and a student who scales
-    the inputs by 1/255 (Q3 graded against their own network), all graded for real."""
+    """graded_results() plus a copy of kv2154 in another folder, kv2154_variant(), a student who scales
+    the inputs by 1/255 (Q3 graded against their own network) and std_not_variance(), all graded for real."""
     rubric, data = grading_inputs()
     (workdir() / "sec2").mkdir(exist_ok=True)
     copy = workdir() / "sec2" / "kv2154.py"
     shutil.copyfile(ROOT / "submissions" / "kv2154.py", copy)
     variant = workdir() / "kv2154_f32.py"
     variant.write_text(kv2154_variant())
+    std = workdir() / "std_init.py"
+    std.write_text(std_not_variance())
     extra = {"kv2154_copy": grade_submission(copy, rubric, data),
              "kv2154_f32": grade_submission(variant, rubric, data),
-             "scaled": grade_submission(ROOT / "tests" / "fixtures" / "bends" / "scaled_inputs.py", rubric, data)}
+             "scaled": grade_submission(ROOT / "tests" / "fixtures" / "bends" / "scaled_inputs.py", rubric, data),
+             "std_init": grade_submission(std, rubric, data)}
     return {**graded_results(), **extra}
 
 
@@ -193,7 +205,89 @@ def test_the_graded_results_cover_the_situations_the_report_must_show(graded):
     assert any(c.visibility != "visible" for q in graded["solution"].questions for c in q.checks)
 
 
+def test_the_readme_states_kv2154s_score_as_grade_computes_it(graded):
+    """The README's figure comes from `grade submissions/kv2154.py` on the shipped sample: keep them equal."""
+    readme = (ROOT / "README.md").read_text()
+    stated = re.search(r"The seed submission scores ([\d.]+)/100", readme).group(1)
+    assert float(stated) == pytest.approx(graded["kv2154"].score, abs=0.005)
+    training = check(graded["kv2154"], "Q4.training")
+    assert f"{100 * training.details['gap']:.1f} points below the reference after 3 epochs" in readme
+    assert f"({training.score:.2f} of Q4's 15 training points)" in readme
+
+
 # --- HTML report: it contains what the JSON says ----------------------------------------------------------
+
+
+# --- HTML report: what cost points comes first ------------------------------------------------------------
+
+
+def cost_list(page: str) -> list[tuple[str, str, str]]:
+    """The 'What cost you points' list as (anchor, points lost, sentence)."""
+    section = re.search(r'<section id="costs">.*?</section>', page, re.S).group(0)
+    return re.findall(r'<li class="\w+"><a href="#([^"]+)"><span class="lost">−([\d.]+)</span>.*?'
+                      r'<div class="fix">(.*?)</div></li>', section, re.S)
+
+
+@pytest.mark.parametrize("staff", [False, True])
+def test_report_leads_with_every_check_that_cost_points_and_its_fix(graded, pages, staff):
+    result, page = graded["kv2154"], pages["kv2154", staff]
+    lost = [(q.id, c) for q in result.questions for c in q.checks
+            if c.max_score - c.score > 1e-9 and (staff or c.visibility == "visible")]
+    listed = cost_list(page)
+    assert [a for a, _, _ in listed] == [f"check-{qid}-{c.id}" for qid, c in lost]
+    assert [float(p) for _, p, _ in listed] == [pytest.approx(c.max_score - c.score, abs=0.01) for _, c in lost]
+    for (anchor, _, sentence), (_, c) in zip(listed, lost, strict=True):
+        assert f'id="{anchor}"' in page  # the link leads to the check's full detail
+        if c.fix:
+            assert sentence == escape(c.fix)
+        else:  # no recognised mistake: the message's first sentence, cut at a clause when long
+            assert escape(c.message).startswith(sentence.removesuffix(" …"))
+    assert page.index('id="costs"') < page.index('<section class="question"')
+    assert {"Q1.W3.distribution", "Q2.loss", "Q3.W1", "Q3.b1", "Q3.b2", "Q4.training"} <= {c.id for _, c in lost}
+
+
+def test_passed_checks_are_folded_and_failed_ones_shown_in_full(graded, pages):
+    page = pages["kv2154", False]
+    helpers = re.search(r'<section class="question" id="helpers">.*?</section>', page, re.S).group(0)
+    assert '<details class="passed-list" id="passed-helpers"><summary>5 passed checks' in helpers
+    assert helpers.index("<details") < helpers.index('id="check-helpers-helpers.sigmoid"')
+    q1 = re.search(r'<section class="question" id="Q1">.*?</section>', page, re.S).group(0)
+    assert q1.index('id="check-Q1-Q1.W3.distribution"') < q1.index('<details class="passed-list"')
+    assert 'class="costs"' not in pages["solution", False] and "Nothing: every check" in pages["solution", False]
+
+
+def test_partial_credit_reads_as_partial_in_chips_badges_and_the_list(graded, pages):
+    result, page = graded["kv2154"], pages["kv2154", False]
+    training = check(result, "Q4.training")
+    assert training.status == "failed" and 0 < training.score < training.max_score
+    assert '<div class="check partial" id="check-Q4-Q4.training">' in page
+    assert '<span class="badge partial">partial</span>training 3 epochs' in page
+    assert re.search(r'<li class="partial"><a href="#check-Q4-Q4.training">', page)
+    assert '<li class="partial"><a href="#Q1">Q1</a>: 11 / 15</li>' in page
+    assert '<li class="zero"' not in page  # every question earned something
+    assert '<li class="full"><a href="#Q1">' in pages["solution", False]
+
+
+def test_q4_partial_credit_says_how_it_was_computed(graded):
+    training = check(graded["kv2154"], "Q4.training")
+    gap = 100 * training.details["gap"]
+    assert "falls linearly to none at 40 points below" in training.message
+    assert f"{gap:.1f} points below earns 1 - ({gap:.1f} - 12) / (40 - 12) = " \
+           f"{100 * training.score / training.max_score:.0f}% of the points" in training.message
+
+
+def test_a_visible_only_report_says_how_many_hidden_checks_there_are(graded):
+    rubric, _ = grading_inputs()
+    from grader.scoring import hidden_checks
+
+    visible = dataclasses.replace(graded["kv2154"], questions=tuple(
+        dataclasses.replace(q, checks=tuple(c for c in q.checks if c.visibility == "visible"))
+        for q in graded["kv2154"].questions))
+    withheld = hidden_checks(rubric)
+    assert withheld["count"] == 3
+    page = render_report({**visible.to_dict(), "figures": {}, "hidden_checks": withheld}, staff=False)
+    assert re.search(r'id="hidden-note">3 hidden checks\s+\(worth no points\)', page)
+    assert 'id="hidden-note"' not in render_report(dataclasses.replace(visible, figures={}), staff=False)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -205,7 +299,7 @@ def test_staff_report_contains_what_the_json_says(graded, pages, name):
         assert f'<section class="question" id="{q["id"]}">' in page
         assert f'{points_text(q["score"])} / {points_text(q["max_score"])}</li>' in page
         for c in q["checks"]:
-            assert f'<div class="check {c["status"]}" id="check-{q["id"]}-{c["id"]}">' in page
+            assert f'<div class="check {check_state(c)}" id="check-{q["id"]}-{c["id"]}">' in page
             assert escape(c["message"]) in page, c["id"]
     for e in data["errors"]:
         assert escape(e["message"]) in page
@@ -258,11 +352,12 @@ def test_seed_report_names_each_mistake_once_per_check_and_tabulates_each_tensor
     result, page = graded["kv2154"], pages["kv2154", False]
     wrong = sorted(name for name, v in result.gradients.items() if not v.ok)
     assert wrong == ["W1", "b1", "b2"]
+    table = re.search(r'<table class="gradients">.*?</table>', page, re.S).group(0)
     for name in wrong:
         diagnosis = result.gradients[name].diagnosis
         assert page.count(escape(diagnosis)) == 1  # in the check's message; not again under it
-        assert escape(general_sentence(diagnosis)) in page  # the per-tensor table's "likely mistake"
-    table = re.search(r'<table class="gradients">.*?</table>', page, re.S).group(0)
+        fix = check(result, f"Q3.{name}").fix
+        assert fix and fix in diagnosis and escape(fix) in table  # the per-tensor table's "likely mistake"
     assert re.findall(r'<tr class="bad"><td>(\w+)</td>', table) == ["W1", "b1", "b2"]
     assert re.findall(r'<tr class="good"><td>(\w+)</td>', table) == ["W2", "W3", "b3"]
 
@@ -364,6 +459,30 @@ def test_run_errors_are_in_plain_words(graded, pages):
     assert "Your code raised an exception" in pages["script", False]
 
 
+def test_gradient_pictures_are_drawn_at_the_probe_digit_the_w1_check_names(graded, pages):
+    result = graded["kv2154"]
+    w1 = check(result, "Q3.W1")
+    named = w1.details["worst_label"]
+    assert f"(worst of {len(w1.details['labels'])} probe digits: a {named})" in w1.message
+    probe = result.figures["gradients"]["probe"]
+    assert probe["label"] == named and len(probe["pixels"]) == 784
+    assert named != w1.details["labels"][0]  # kv2154's worst digit is not the first probe: the old picture's
+    assert escape(f"dL/dW1 at probe digit {named} (the digit Q3's W1 check names)") in pages["kv2154", True]
+    assert "Each panel has its own colour scale" in pages["kv2154", True]
+
+
+def test_each_gradient_panel_gets_a_colour_scale_that_shows_it():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    expected = rng.normal(size=(32, 32))
+    too_large = 4 * expected  # a gradient 4x too large: on one shared scale the others would look blank
+    ours, theirs, difference = figs.panel_limits(too_large, expected)
+    assert ours == pytest.approx(4 * theirs) and difference == pytest.approx(3 * theirs)
+    rounding = expected + 1e-13 * rng.normal(size=expected.shape)
+    assert figs.panel_limits(rounding, expected)[2] == pytest.approx(theirs)  # noise stays white
+
+
 def test_tile_mosaic_puts_hidden_unit_j_in_tile_j():
     import numpy as np
 
@@ -385,7 +504,7 @@ def test_index_links_every_report_and_lists_every_submission(graded):
         assert f'<a href="{i}.html">{escape(r.submission)}</a>' in page
         assert f'data-value="{r.score}"><strong>{points_text(r.score)}</strong>' in page
     assert page.count('<img src="data:image/png;base64,') == 1
-    assert "not gradable" in page and "timeout" in page
+    assert "not a submission" in page and "time-out at lines 3-4" in page
 
 
 def test_index_pass_rates_count_passes_over_submissions_that_ran_the_check(graded):
@@ -400,25 +519,43 @@ def test_index_pass_rates_count_passes_over_submissions_that_ran_the_check(grade
 def test_class_mistakes_are_counted_by_mistake_id_not_by_sentence(klass):
     seeds = [klass[n] for n in ("kv2154", "kv2154_copy", "kv2154_f32")]
     b2 = [check(r, "Q3.b2") for r in seeds]
-    assert len({c.details["mistake"] for c in b2}) == 1
+    assert len({c.mistake_id for c in b2}) == 1
     assert len({r.gradients["b2"].diagnosis for r in seeds}) == 2  # same mistake, other numbers
     rows = {m["key"]: m for m in common_mistakes([as_dict(r) for r in klass.values()])}
-    row = rows[b2[0].details["mistake"]]
+    row = rows[b2[0].mistake_id]
     assert (row["count"], row["parts"], row["question"]) == (3, ["b2"], "Q3")
-    assert row["sentence"] == general_sentence(b2[0].details["verdict"]["diagnosis"])
-    assert row["sentence"].startswith("Your bias gradient lacks the factor sigma'(z2) (your dW2 has")
+    assert row["sentence"] == b2[0].fix
+    assert row["sentence"].startswith("b2: your bias gradient lacks the factor sigma'(z2) (your dW2 has")
     assert "matches this mistake" not in row["sentence"] and "e = " not in row["sentence"]
     assert sorted(row["examples"]) == ["kv2154", "kv2154", "kv2154_f32"]
 
 
-def test_q1_mistakes_without_an_id_are_grouped_with_their_numbers_masked(klass):
+def test_q1_mistakes_are_grouped_by_id_and_read_without_the_students_numbers(klass):
     seeds = [klass[n] for n in ("kv2154", "kv2154_copy", "kv2154_f32")]
     messages = {check(r, "Q1.W3.distribution").message for r in seeds}
     assert len(messages) == 2 and all("uniform on [0, 0." in m for m in messages)
-    rows = [m for m in common_mistakes([as_dict(r) for r in klass.values()]) if m["question"] == "Q1"]
-    assert len(rows) == 1
-    assert rows[0]["count"] == 3 and rows[0]["parts"] == ["W3"]
-    assert rows[0]["sentence"].startswith("W3 looks uniform on [0, …): values are never negative")
+    rows = {m["key"]: m for m in common_mistakes([as_dict(r) for r in klass.values()]) if m["question"] == "Q1"}
+    assert rows["init_non_negative"]["count"] == 3 and rows["init_non_negative"]["parts"] == ["W3"]
+    assert rows["init_non_negative"]["sentence"] == (
+        "W3's values are never negative (np.random.rand / rng.random draw from [0, 1)); "
+        "use rng.normal(0, np.sqrt(1/32), size=(32, 10)).")
+
+
+def test_std_instead_of_variance_counts_once_per_submission_not_once_per_matrix(klass):
+    std = klass["std_init"]
+    ids = [check(std, f"Q1.W{k}.distribution").mistake_id for k in (1, 2, 3)]
+    assert ids == ["init_std_not_variance"] * 3
+    rows = {m["key"]: m for m in common_mistakes([as_dict(r) for r in klass.values()])}
+    row = rows["init_std_not_variance"]
+    assert (row["count"], row["parts"], row["examples"]) == (1, ["W1", "W2", "W3"], ["std_init"])
+
+
+def test_swapped_cross_entropy_arguments_are_one_mistake_of_q2(klass):
+    rows = {m["key"]: m for m in common_mistakes([as_dict(r) for r in klass.values()])}
+    row = rows["cross_entropy_arguments_swapped"]
+    assert (row["count"], row["question"]) == (3, "Q2")
+    assert row["parts"] == sorted(row["parts"]) and len(row["parts"]) == 2  # the loss and the printed average
+    assert row["sentence"].startswith("Call cross_entropy_loss(y, yHat) with the one-hot label first")
 
 
 def test_submissions_that_define_nothing_name_no_mistake(graded):
@@ -432,7 +569,7 @@ def test_index_shows_each_mistake_once_with_its_count_and_no_student_numbers(kla
     table = re.search(r'<section id="mistakes">.*?</section>', page, re.S).group(0)
     for key in ("missing_sigma_prime_in_bias2_only", "missing_sigma_prime_in_delta2_passed_down"):
         assert table.count(f'data-mistake="{key}"') == 1
-    assert '<td class="num">3 (33%)</td><td>Q3</td>' in table  # 3 of 9 submissions
+    assert '<td class="num">3 (33%)</td><td>Q3</td>' in table  # 3 of the 9 that ran (the broken notebook did not)
     assert "matches this mistake" not in table and "2.3e-16" not in table
     assert f'id="data-source">MNIST: {escape(DATA_SOURCE)}</div>' in page
 
@@ -444,14 +581,16 @@ def test_grades_csv_has_one_row_per_submission_and_stable_columns(graded):
     results = list(graded.values())
     rows = list(csv.DictReader(io.StringIO(grades_csv(results))))
     assert list(rows[0].keys()) == ["submission", "path", "Q1", "Q2", "Q3", "Q4", "helpers", "total",
-                                    "max_score", "status"]
+                                    "max_score", "status", "problems"]
     assert len(rows) == len(results)
     by_path = {r["path"]: r for r in rows}
     for r in results:
         row = by_path[r.path]
         assert float(row["total"]) == pytest.approx(r.score, abs=0.005)  # to the hundredth, whatever the data
         assert sum(float(row[q]) for q in ("Q1", "Q2", "Q3", "Q4", "helpers")) == pytest.approx(r.score, abs=0.03)
-    assert by_path[graded["timeout"].path]["status"] == "graded with errors: adaptation, timeout"
+    assert by_path[graded["timeout"].path]["status"] == "graded"
+    assert by_path[graded["timeout"].path]["problems"] == "time-out at lines 3-4; code not matched to the handout"
+    assert by_path[graded["kv2154"].path]["problems"] == ""
     assert grades_csv(reversed(results)) == grades_csv(results)
 
 
@@ -459,6 +598,7 @@ def test_grades_csv_neutralises_spreadsheet_formulas_and_marks_not_gradable(grad
     rows = list(csv.DictReader(io.StringIO(grades_csv([graded["broken"]]))))
     assert rows[0]["submission"] == "'=HYPERLINK(\"x\")"
     assert rows[0]["status"] == "not gradable" and rows[0]["total"] == "0"
+    assert rows[0]["problems"] == "not a submission"
 
 
 # --- Gradescope results.json -----------------------------------------------------------------------------

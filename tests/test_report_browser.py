@@ -67,9 +67,9 @@ def loaded_dom(page: Path, tmp_path: Path) -> tuple[str, str]:
     return run.stdout, run.stderr
 
 
-def screenshot(page: Path, tmp_path: Path, out: Path) -> np.ndarray:
-    """A 1200x2000 screenshot of the page as an RGB array."""
-    run = chromium(page, tmp_path / "profile-shot", f"--screenshot={out}", "--window-size=1200,2000")
+def screenshot(page: Path, tmp_path: Path, out: Path, height: int = 2000) -> np.ndarray:
+    """A 1200 x `height` screenshot of the page as an RGB array."""
+    run = chromium(page, tmp_path / "profile-shot", f"--screenshot={out}", f"--window-size=1200,{height}")
     assert run.returncode == 0 and out.exists(), run.stderr[-2000:]
     return np.asarray(Image.open(out).convert("RGB"))
 
@@ -131,6 +131,32 @@ def test_screenshot_is_not_blank(written, tmp_path, key):
     assert pixels.shape[:2] == (2000, 1200)
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50
     assert pixels.std() > 10
+
+
+# After load, record where the first "what cost you points" entry is painted, as data-first-cost="top,bottom,href".
+MEASURE = """<script>window.addEventListener("load", function () {
+  var li = document.querySelector("#costs li"), r = li.getBoundingClientRect();
+  document.body.setAttribute("data-first-cost",
+    Math.round(r.top) + "," + Math.round(r.bottom) + "," + li.querySelector("a").getAttribute("href"));
+});</script>"""
+RED_BADGE = np.array([0xB4, 0x23, 0x18])  # --bad, the FAILED badge's background
+
+
+def test_kv2154_first_failing_check_is_on_screen_in_the_first_1000_pixels(written, tmp_path):
+    page = page_of(written, "kv2154")
+    probe = tmp_path / "measure-kv2154.html"
+    probe.write_text(page.read_text().replace("</body>", MEASURE + "</body>"))
+    run = chromium(probe, tmp_path / "profile-measure", "--dump-dom", "--virtual-time-budget=5000",
+                   "--window-size=1200,1000")
+    assert run.returncode == 0, run.stderr[-2000:]
+    top, bottom, href = re.search(r'data-first-cost="(\d+),(\d+),#([^"]+)"', run.stdout).groups()
+    first_failing = next(f"check-{q.id}-{c.id}" for q in class_results()["kv2154"].questions for c in q.checks
+                         if c.max_score - c.score > 1e-9)
+    assert href == first_failing == "check-Q1-Q1.W3.distribution"
+    assert 0 < int(top) < int(bottom) <= 1000
+    pixels = screenshot(page, tmp_path, tmp_path / "kv2154-top.png", height=1000)
+    entry = pixels[int(top):int(bottom)]
+    assert (np.abs(entry.astype(int) - RED_BADGE).sum(axis=2) < 30).sum() > 200  # its FAILED badge is painted
 
 
 def test_console_error_detection_sees_an_uncaught_exception(tmp_path):

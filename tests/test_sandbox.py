@@ -10,7 +10,18 @@ import numpy as np
 import pytest
 
 from grader.results import RunError
-from grader.sandbox import Fingerprint, Limits, Opaque, Sandbox, SandboxData, SandboxFailure, protections
+from grader.sandbox import (
+    Fingerprint,
+    Limits,
+    Opaque,
+    Ref,
+    Sandbox,
+    SandboxData,
+    SandboxFailure,
+    bwrap,
+    cgroups,
+    protections,
+)
 from grader.sandbox.isolation import ChildUser, is_root
 from grader.sandbox.values import ArrayReader, ArrayWriter
 from grader.submission import Submission, load_submission
@@ -20,6 +31,9 @@ FIXTURES = Path(__file__).parent / "fixtures_sandbox"
 LYING_HEADER = b"{'descr': '<f8', 'fortran_order': False, 'shape': (10000000,), }" + b" " * 5 + b"\n"
 FAST = Limits(cell_timeout_s=20, call_timeout_s=10, total_timeout_s=120, output_kb=8)
 needs_root = pytest.mark.skipif(not is_root(), reason="isolation needs root")
+needs_bwrap = pytest.mark.skipif(not bwrap.status(is_root()).works, reason=bwrap.status(is_root()).reason)
+# The bubblewrap view where it runs here, and the fallback (root only) always as root.
+ENGINES = [pytest.param("bwrap", marks=needs_bwrap), "namespaces"]
 
 
 @pytest.fixture(scope="module")
@@ -64,13 +78,20 @@ def test_handout_submission_runs_every_cell_and_prints_like_a_notebook(rebinding
     assert "Feeding forward all test data..." in printed and "Finished training." in printed
 
 
+def initial_at(log, text):
+    """The value recorded at the initialisation for the network entry reached as `text` (e.g. "weights[0]")."""
+    return next(e.initial for e in log.network if text in e.texts)
+
+
 def test_initial_params_are_the_initialisation_before_top_level_training(rebinding):
     box, log = rebinding
     expected_w, _ = network.init_params()
-    got = log.initial_params
-    assert [w.shape for w in got["weights"]] == [(784, 32), (32, 32), (32, 10)]
-    assert [b.shape for b in got["biases"]] == [(1, 32), (1, 32), (1, 10)]
-    for w, e in zip(got["weights"], expected_w, strict=True):
+    assert log.initialised
+    got_w = [initial_at(log, f"weights[{i}]") for i in range(3)]
+    got_b = [initial_at(log, f"biases[{i}]") for i in range(3)]
+    assert [w.shape for w in got_w] == [(784, 32), (32, 32), (32, 10)]
+    assert [b.shape for b in got_b] == [(1, 32), (1, 32), (1, 10)]
+    for w, e in zip(got_w, expected_w, strict=True):
         np.testing.assert_array_equal(w, e)
     trained = box.get(["weights"])["weights"]
     assert not np.array_equal(trained[0], expected_w[0])  # top-level training changed them afterwards
@@ -122,16 +143,35 @@ def test_in_place_updates_are_read_back_and_arguments_after_the_call_too(data, t
     with Sandbox(sub, data, FAST) as box:
         log = box.run_cells()
         assert [o.status for o in log.outcomes] == ["ok"] * 4
-        assert [b.shape for b in log.initial_params["biases"]] == [(32,), (32,), (10,)]
+        assert [initial_at(log, f"biases[{i}]").shape for i in range(3)] == [(32,), (32,), (10,)]
         res = box.call("train_one_sample", [x, 7, 1e-3], set_globals={"weights": weights, "biases": biases},
                        get_globals=["weights", "biases"])
         expected_w, expected_b = network.sgd_step(weights, biases, x.astype(float), 7, 1e-3)
         for got, want in zip(res.globals["weights"] + res.globals["biases"], expected_w + expected_b,
                              strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)
-        scaled = box.call("scale_in_place", [np.ones(3)], return_args=True)
-        assert scaled.value == 6.0 and len(scaled.args_after) == 1
-        np.testing.assert_array_equal(scaled.args_after[0], [2.0, 2.0, 2.0])
+        scaled = box.call("scale_in_place", [np.ones(3)])
+        assert scaled.value == 6.0
+
+
+def test_the_graders_values_are_written_into_the_students_own_arrays_and_read_back(data):
+    sub = load_submission(FIXTURES / "handout_inplace.py")
+    weights, biases = canonical_params(5)
+    x = data.x_train[9].reshape(-1)
+    with Sandbox(sub, data, FAST) as box:
+        log = box.run_cells()
+        index = {text: e.index for e in log.network for text in e.texts}
+        entries = [index[f"weights[{i}]"] for i in range(3)] + [index[f"biases[{i}]"] for i in range(3)]
+        res = box.call("train_one_sample", [x, 7, 1e-3], set_params=dict(zip(entries, weights + biases, strict=True)),
+                       get_params=entries)
+        expected = network.sgd_step(weights, biases, x.astype(float), 7, 1e-3)
+        for entry, want in zip(entries, expected[0] + expected[1], strict=True):
+            np.testing.assert_allclose(res.params[entry], want, rtol=1e-10, atol=1e-13)
+            assert res.rebound[entry] == ()  # updated in place: the same arrays
+        b3 = index["biases[2]"]  # an argument that is the student's own array: mutated in place
+        same = box.call("scale_in_place", [Ref(entry=b3)], set_params={b3: np.ones(10)}, get_params=[b3])
+        assert same.ok and same.value == 20.0
+        np.testing.assert_array_equal(same.params[b3], np.full(10, 2.0))
 
 
 def test_recorder_captures_each_train_one_sample_call_of_an_epoch_and_runs_it(rebinding, data):
@@ -292,31 +332,36 @@ def test_not_isolated_mode_still_runs_and_says_so(tmp_path):
 # ----- isolation -----
 
 @needs_root
-def test_protections_are_verified_when_running_as_root(tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_protections_are_verified_when_running_as_root(tmp_path, engine):
     source = "import os\nme = (os.getuid(), os.getgid(), os.getgroups(), os.getpid())\n"
-    with Sandbox(submission_of(tmp_path, source), None, FAST) as box:
+    with Sandbox(submission_of(tmp_path, source), None, FAST, engine=engine) as box:
         box.run_cells()
         me = box.get(["me"])["me"]
         described = box.protections()
     assert me[0] != 0 and me[1] != 0 and me[2] == [] and me[3] == 1
-    assert all(p.endswith("(verified)") for p in described[1:]) and len(described) == 5
+    verified = [p for p in described if p.endswith("(verified)")]
+    assert len(verified) >= 6 and all(p.endswith("(verified)") or p.startswith("NOT") for p in described)
     assert any("network" in p for p in protections())
 
 
 @needs_root
-def test_a_protection_that_does_not_hold_fails_closed(tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_protection_that_does_not_hold_fails_closed(tmp_path, engine):
     sub = submission_of(tmp_path, "x = 1\n")
-    with pytest.raises(SandboxFailure, match="root-only file"):
-        with Sandbox(sub, None, FAST, child_user=ChildUser(0, 0)):
+    # as root in a user namespace, bwrap cannot even map uid 0: either way the child never runs
+    with pytest.raises(SandboxFailure, match="root-only file|uid map"):
+        with Sandbox(sub, None, FAST, child_user=ChildUser(0, 0), engine=engine):
             pass
     with pytest.raises(SandboxFailure, match="cannot hide"):
-        with Sandbox(sub, None, FAST, hide=[sys.prefix]):
+        with Sandbox(sub, None, FAST, hide=[sys.prefix], engine=engine):
             pass
 
 
-def test_isolation_required_without_root_is_refused(tmp_path, monkeypatch):
+def test_isolation_required_without_root_or_bubblewrap_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr("grader.sandbox.isolation.is_root", lambda: False)
-    with pytest.raises(SandboxFailure, match="not running as root"):
+    monkeypatch.setattr("grader.sandbox.bwrap.status", lambda as_root: bwrap.Status(None, False, "no bwrap"))
+    with pytest.raises(SandboxFailure, match="no bwrap and the grader is not running as root"):
         Sandbox(submission_of(tmp_path, "x = 1\n"), None, FAST, require_isolation=True)
     assert any("NOT isolated" in p for p in protections())
 
@@ -388,22 +433,54 @@ def _without_hiding_the_grader(script: str) -> str:
     (lambda command: [a for a in command if a not in ("--pid", "--mount-proc")], "fresh PID namespace"),
     (lambda command: command[:-1] + [_without_hiding_the_grader(command[-1])], "can see hidden paths"),
 ])
-def test_a_weakened_command_line_is_caught_by_the_probe(tmp_path, monkeypatch, weaken, problem):
+def test_a_weakened_fallback_command_line_is_caught_by_the_probe(tmp_path, monkeypatch, weaken, problem):
     from grader.sandbox import isolation
 
     build = isolation.isolated_command
     monkeypatch.setattr(isolation, "isolated_command", lambda *a: weaken(build(*a)))
     with pytest.raises(SandboxFailure, match=problem):
-        with Sandbox(submission_of(tmp_path, "x = 1\n"), None, FAST):
+        with Sandbox(submission_of(tmp_path, "x = 1\n"), None, FAST, engine="namespaces"):
+            pass
+
+
+def _replace(command: list[str], old: list[str], new: list[str]) -> list[str]:
+    for i in range(len(command)):
+        if command[i:i + len(old)] == old:
+            return command[:i] + new + command[i + len(old):]
+    raise AssertionError(f"{old} not in the command")
+
+
+@needs_bwrap
+@pytest.mark.parametrize("weaken, problem", [
+    (lambda c: [a for a in c if a != "--unshare-net"], "has a network"),
+    (lambda c: [a for a in c if a not in ("--unshare-pid", "--as-pid-1")], "fresh PID namespace"),
+    (lambda c: [a for a in c if a != "--disable-userns"], "can create user namespaces"),
+    (lambda c: _replace(c, ["--tmpfs", "/tmp"], ["--tmpfs", "/tmp", "--bind", "/tmp", "/tmp"]),
+     "/tmp is not a fresh tmpfs"),
+    (lambda c: _replace(c, ["--tmpfs", "/run"], ["--tmpfs", "/run", "--bind", "/run", "/run"]),
+     "/run is not a fresh tmpfs"),
+    (lambda c: _replace(c, ["--proc", "/proc"], ["--proc", "/proc", "--ro-bind", "/srv", "/srv"]),
+     "holds more than it was given"),
+    (lambda c: _replace(c, ["--proc", "/proc"], ["--proc", "/proc", "--bind", "/var/lib", "/var/lib"]),
+     "writable mount at /var/lib"),
+    (lambda c: _replace(c, ["--proc", "/proc"], ["--proc", "/proc", "--ro-bind", "/etc/hosts", "/etc/hosts"]),
+     "/etc holds"),
+])
+def test_a_weakened_bwrap_command_line_is_caught_by_the_probe(tmp_path, monkeypatch, weaken, problem):
+    build = bwrap.wrap
+    monkeypatch.setattr(bwrap, "wrap", lambda *a: weaken(build(*a)))
+    with pytest.raises(SandboxFailure, match=problem):
+        with Sandbox(submission_of(tmp_path, "x = 1\n"), None, FAST, engine="bwrap"):
             pass
 
 
 @needs_root
-def test_other_submissions_beside_this_one_are_invisible(tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_other_submissions_beside_this_one_are_invisible(tmp_path, engine):
     (tmp_path / "classmate.py").write_text("answer = 42\n")
     source = f"import os\ntry:\n    seen = open({str(tmp_path / 'classmate.py')!r}).read()\nexcept OSError as e:\n" \
              "    seen = type(e).__name__\n"
-    with Sandbox(submission_of(tmp_path, source), None, FAST) as box:
+    with Sandbox(submission_of(tmp_path, source), None, FAST, engine=engine) as box:
         box.run_cells()
         assert box.get(["seen"])["seen"] == "FileNotFoundError"
 
@@ -417,3 +494,47 @@ def test_a_student_who_loads_mnist_npz_from_the_working_folder_gets_the_graders_
         got = box.get(["x_train", "y_train"])
     np.testing.assert_array_equal(got["x_train"], data.x_train)
     np.testing.assert_array_equal(got["y_train"], data.y_train)
+
+
+# ----- grade --doctor -----
+
+@needs_bwrap
+def test_doctor_names_the_sandbox_and_lists_what_its_child_verified(capsys):
+    from grader.doctor import doctor
+
+    assert doctor() == 0
+    out = capsys.readouterr().out
+    assert "Sandbox here: bubblewrap" in out and "Verified in the child:" in out
+    assert "filesystem built from nothing" in out and "no user namespaces can be created" in out
+
+
+@needs_root
+def test_doctor_says_plainly_what_a_machine_without_bubblewrap_lacks(capsys, monkeypatch):
+    from grader.doctor import doctor
+
+    monkeypatch.setattr("grader.sandbox.bwrap.status", lambda as_root: bwrap.Status(None, False, "not installed"))
+    assert doctor() == 0
+    out = capsys.readouterr().out
+    assert "Sandbox here: fallback" in out and "bubblewrap (not installed; Debian package bubblewrap)" in out
+    assert "NOT blocked here (no bubblewrap)" in out
+
+
+# ----- whole-sandbox limits -----
+
+@pytest.mark.skipif(cgroups.available() is None, reason="no writable cgroup here")
+def test_a_sandbox_cgroup_holds_its_limits_and_a_dead_graders_leftover_is_swept():
+    group, how = cgroups.Cgroup.make(300 * 2**20, 12)
+    assert group is not None and how.startswith("cgroup v")
+    leftover = cgroups.Cgroup(group.version, group.memory_dir.parent / "grader-box-4194305-0badf00d",
+                              group.pids_dir.parent / "grader-box-4194305-0badf00d")  # above pid_max: dead
+    for d in {leftover.memory_dir, leftover.pids_dir}:
+        d.mkdir()
+    try:
+        assert group.limit() == (300 * 2**20, 12)
+        second, _ = cgroups.Cgroup.make(2**30, 12)
+        assert second is not None and not leftover.memory_dir.exists() and not leftover.pids_dir.exists()
+        second.remove()
+    finally:
+        group.remove()
+        leftover.remove()
+    assert not group.memory_dir.exists()

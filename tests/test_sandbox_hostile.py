@@ -3,11 +3,15 @@ written in its docstring, and the grader survives it."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
+import subprocess
 import sys
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +19,7 @@ import pytest
 
 import grader
 import reference
-from grader.sandbox import Limits, Opaque, Sandbox
+from grader.sandbox import Limits, Opaque, Sandbox, bwrap
 from grader.sandbox.isolation import is_root
 from grader.submission import NotGradable, Submission, load_submission
 
@@ -110,8 +114,7 @@ def test_output_flood_is_bounded_and_fd_writes_stop_at_the_file_limit(tmp_path):
     with Sandbox(hostile(tmp_path, "output_flood.py"), None, LIMITS) as box:
         log = box.run_cells()
         loud = box.call("loud")
-        log_file = box._base / "child-output.log"
-        assert log_file.stat().st_size <= LIMITS.file_mb * 2**20
+        assert os.fstat(box._log_fd).st_size <= LIMITS.file_mb * 2**20  # in memory, bounded, gone with the box
     printed, warned, fd_flood = log.outcomes[3], log.outcomes[4], log.outcomes[5]
     assert printed.status == "ok" and len(printed.stdout) < 4 * 1024 + 200
     assert "more characters of stdout were dropped" in printed.stdout
@@ -186,7 +189,7 @@ def test_pickled_payloads_are_never_unpickled(tmp_path):
                                                      "forge_exchange")}
         params = box.get(["weights", "biases"])
     assert set(statuses(log)) == {"ok"}
-    assert log.initial_params is None  # objects are no network: nothing is snapshotted
+    assert not log.initialised and log.network == ()  # objects are no network: nothing is snapshotted
     assert isinstance(params["weights"], Opaque) and "Evil" in params["weights"].type_name
     for name in ("give_object", "give_object_array", "give_pickle_bytes"):
         assert results[name].ok and isinstance(results[name].value, Opaque), name
@@ -231,3 +234,199 @@ def test_the_graders_files_and_roots_files_are_invisible(tmp_path):
 
 def test_the_grader_process_is_unharmed_after_the_whole_corpus():
     assert signal.getsignal(signal.SIGINT) is not None and sys.modules["numpy"].allclose(1.0, 1.0)
+
+
+# ----- deny by default (issue 11): each attack class against the bubblewrap view and whole-sandbox limits -----
+
+ROOT = Path(__file__).resolve().parent.parent
+needs_bwrap = pytest.mark.skipif(not bwrap.status(is_root()).works, reason=bwrap.status(is_root()).reason)
+# The grading process's peak RSS whatever comes back, and what one request may add to it: a 16 MB line, at most
+# 250,000 containers and 1,000,000 items parsed from it, 64 MB of arrays (measured: see the README).
+PARENT_BUDGET_MB, PARENT_READ_MB = 450, 250
+
+
+def token() -> str:
+    return f"hostile{uuid.uuid4().hex[:12]}"
+
+
+def run_python(code: str, *, private_srv: bool = False, env: dict[str, str] | None = None) -> dict:
+    """Run `code` in a fresh grader process (this worktree's code), optionally in a private mount namespace
+    with a tmpfs on /srv; -> the JSON it prints last."""
+    command = [sys.executable, "-c", code]
+    if private_srv:
+        command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                   'mount -t tmpfs course-server /srv && exec "$@"', "sh", *command]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+COURSE_SERVER = """
+import json, sys
+from pathlib import Path
+import numpy as np
+sys.path.insert(0, "tests")
+from test_sandbox_hostile import LIMITS, hostile, statuses
+from grader.sandbox import Sandbox
+
+srv = Path("/srv/course")
+for folder in ("solutions", "reports_hw1", "data", "submissions/kv2154"):
+    (srv / folder).mkdir(parents=True)
+(srv / "solutions/hw1_key.py").write_text("W1 = ...  # the solution key\\n")
+(srv / "roster.csv").write_text("uni,name\\nkv2154,K V\\n")
+(srv / "rubric_private.yaml").write_text("seed: 80085\\n")
+(srv / "reports_hw1/ab123.json").write_text('{"score": 97}')
+np.savez(srv / "data/mnist.npz", y_test=np.arange(10))  # the second copy, with every test label
+np.savez(srv / "data/mnist_first.npz", y_test=np.arange(10))  # the one --mnist / MNIST_PATH names
+submission = hostile(srv / "submissions/kv2154", "course_server.py", SRV=str(srv),
+                     MNIST=str(srv / "data/mnist_first.npz"), TOKEN="hw1_key")
+with Sandbox(submission, None, LIMITS, engine="bwrap") as box:
+    log = box.run_cells()
+    found = box.get(["leaked", "found"])
+print(json.dumps({"statuses": statuses(log), **found}))
+"""
+
+
+@needs_root
+@needs_bwrap
+def test_a_course_servers_files_are_unreadable_and_unfindable():
+    got = run_python(COURSE_SERVER, private_srv=True, env={"MNIST_PATH": "/srv/course/data/mnist_first.npz"})
+    assert set(got["statuses"]) == {"ok"}
+    assert got["leaked"] == [] and got["found"] == []
+
+
+@needs_bwrap
+def test_files_left_in_shared_places_die_with_the_child_and_never_reach_the_next(tmp_path):
+    mark = token()
+    with Sandbox(hostile(tmp_path, "leftovers.py", TOKEN=mark), None, HANGS) as box:
+        log = box.run_cells()
+        mine, seen = box.call("seen").value
+        assert seen and all(mine in path for path in seen)  # the killed child's files went with it
+    assert statuses(log)[-2:] == ["timeout", "ok"]
+    with Sandbox(hostile(tmp_path, "leftovers_reader.py", TOKEN=mark), None, LIMITS) as box:
+        box.run_cells()
+        assert box.get(["seen"])["seen"] == []
+    on_host = [f"{d}/{n}" for d in ("/run/lock", "/dev/shm", "/tmp", "/var/tmp", "/run", os.path.expanduser("~"))
+               if os.path.isdir(d) for n in os.listdir(d) if mark in n]
+    assert on_host == []
+
+
+@needs_bwrap
+def test_unix_sockets_outside_are_unreachable(tmp_path):
+    mark = token()
+    path = Path("/run" if os.access("/run", os.W_OK) else tmp_path) / f"{mark}.sock"
+    listeners = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(2)]
+    try:
+        listeners[0].bind(str(path))
+        listeners[1].bind("\0" + mark)
+        for listener in listeners:
+            listener.listen(1)
+        with Sandbox(hostile(tmp_path, "unix_socket.py", SOCKET=str(path), ABSTRACT=mark), None, LIMITS) as box:
+            box.run_cells()
+            assert box.get(["reached"])["reached"] == []
+    finally:
+        for listener in listeners:
+            listener.close()
+        path.unlink(missing_ok=True)
+
+
+@needs_bwrap
+def test_user_namespaces_cannot_be_created(tmp_path):
+    with Sandbox(hostile(tmp_path, "user_namespace.py"), None, LIMITS) as box:
+        log = box.run_cells()
+        attempts = box.get(["attempts"])["attempts"]
+    assert set(statuses(log)) == {"ok"}
+    assert attempts == {"syscall": False, "unshare -U": False, "bwrap": False}
+
+
+@needs_root
+def test_a_fork_split_memory_hog_is_bounded_in_total(tmp_path):
+    with Sandbox(hostile(tmp_path, "fork_hog.py"), None, LIMITS) as box:
+        log = box.run_cells()
+        after = box.call("after")
+        group = box._cgroup
+        peak = group.peak_memory() if group is not None else None
+        outcome = box.get(["outcome"]).get("outcome")
+    assert after.value == "still graded"
+    if group is None:  # no cgroup here: one process of the whole limit, so the fork itself fails
+        assert "BlockingIOError" in log.errors[0].message
+        return
+    assert set(statuses(log)) == {"ok"}
+    assert peak is not None and peak <= LIMITS.memory_mb * 2**20
+    assert outcome["killed"] >= 1  # 6 x 300 MB cannot all live in 1 GB: the kernel ended some
+
+
+@needs_bwrap
+def test_the_outbox_flood_stops_at_its_tmpfs_and_never_reaches_the_disk(tmp_path):
+    with Sandbox(hostile(tmp_path, "outbox_flood.py"), None, LIMITS) as box:
+        log = box.run_cells()
+        stopped = box.get(["stopped"])["stopped"]
+        after = box.call("after")
+        assert os.listdir(box._base / "outbox") == []  # the host's folder under the tmpfs never got a byte
+    assert set(statuses(log)) == {"ok"} and after.value == []  # the grader swept the 20,000 files
+    sizes = {"/box/outbox": LIMITS.max_answer_mb, ".": LIMITS.file_mb, "/dev/shm": LIMITS.file_mb,
+             "/tmp": LIMITS.file_mb}
+    for folder, (written, why) in stopped.items():
+        assert why == "No space left on device" and written <= sizes[folder] * 2**20, folder
+    assert set(stopped) == set(sizes)
+
+
+PARENT_MEMORY = """
+import json, resource, sys
+sys.path.insert(0, "tests")
+from test_sandbox_hostile import hostile, statuses
+from pathlib import Path
+from grader.sandbox import Limits, Sandbox
+limits = Limits(cell_timeout_s=60, call_timeout_s=60, total_timeout_s=300, memory_mb=1024, file_mb=16)
+results, rss = {}, {}
+for name, functions in (("forged_answers.py", ("too_long", "too_many_lists", "costliest_within_bounds")),
+                        ("huge_return.py", ("many_arrays", "a_few_arrays", "after"))):
+    with Sandbox(hostile(Path(sys.argv[1]), name), None, limits) as box:
+        box.run_cells()
+        rss.setdefault("before", int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) // 1024)
+        for function in functions:
+            result = box.call(function)
+            value = result.value
+            results[function] = [result.ok, result.error.message if result.error else None,
+                                 len(value) if isinstance(value, list) else None]
+            del result, value
+rss["peak"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+print(json.dumps({"results": results, "rss": rss}))
+"""
+
+
+@needs_bwrap
+def test_forged_and_oversized_answers_are_errors_of_their_call_and_the_grader_stays_in_budget(tmp_path):
+    got = run_python(PARENT_MEMORY.replace("sys.argv[1]", repr(str(tmp_path))))
+    results, rss = got["results"], got["rss"]
+    assert not results["too_long"][0] and "limit of 16 MB per line" in results["too_long"][1]
+    assert not results["too_many_lists"][0] and "more than the grader reads" in results["too_many_lists"][1]
+    assert results["costliest_within_bounds"] == [True, None, 990_000]
+    assert not results["many_arrays"][0] and "64 MB per request (the answer folder is full)" in results[
+        "many_arrays"][1]
+    assert results["a_few_arrays"] == [True, None, 3] and results["after"][0]
+    print("grader RSS (MB):", rss)
+    assert rss["peak"] <= PARENT_BUDGET_MB and rss["peak"] - rss["before"] <= PARENT_READ_MB, rss
+
+
+def test_a_request_reading_more_than_its_total_is_an_error_naming_the_limit(tmp_path):
+    limits = replace(LIMITS, file_mb=16, max_answer_mb=32)
+    with Sandbox(hostile(tmp_path, "huge_return.py"), None, limits, require_isolation=False) as box:
+        box.run_cells()
+        over = box.call("a_few_arrays")  # 45 MB of arrays, each within the per-array limit
+        after = box.call("after")
+    assert not over.ok and over.error.kind == "output_limit" and "32 MB per request" in over.error.message
+    assert after.value == "still graded"
+
+
+@needs_bwrap
+def test_without_a_cgroup_processes_times_address_space_stay_within_the_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr("grader.sandbox.cgroups.Cgroup.make", staticmethod(lambda memory, pids: (None, "test")))
+    limits = replace(LIMITS, memory_mb=2048)  # 2 processes of 1024 MB
+    with Sandbox(hostile(tmp_path, "fork_hog.py"), None, limits) as box:
+        log = box.run_cells()
+        after = box.call("after")
+        described = box.protections()
+    assert after.value == "still graded" and "BlockingIOError" in log.errors[0].message  # the 2nd fork
+    assert "at most 2 process(es) of 1024 MB address space each, so 2048 MB in all" in described[0]

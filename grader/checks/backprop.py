@@ -226,15 +226,29 @@ def _tensor_result(probes: list[_Probe], name: str, settings: BackpropSettings) 
         "rel_error_per_digit": [p.large[name].rel_error for p in probes],
         "rel_error_per_digit_small_rate": [p.small[name].rel_error for p in probes],
         "labels": [p.label for p in probes],
+        "worst_label": probe.label,  # the probe digit the message names
         "mistake": found.mistake if found else None,
     }
     status = "passed" if verdict.ok else "failed"
     result = CheckResult(f"Q3.{name}", TITLE.format(name), status, round(points * fraction, 6), points,
-                         message, details=details)
+                         message, details=details, mistake_id=found.mistake if found else None,
+                         fix=found.sentence if found else None)
     return result, verdict
 
 
-def _rate_disagreement(probes: list[_Probe]) -> tuple[float, str, int] | None:
+ROUNDING_ULPS = 4.0  # a float32 step reads back to within a few spacings of the weight
+
+
+def _rate_error(small: np.ndarray, large: np.ndarray, before: np.ndarray, small_rate: float) -> float:
+    """e between the implied gradients at the two rates, where a difference below the rounding of a step at the
+    small rate (a few float32 spacings of the weight, divided by the rate) does not count."""
+    floor = ROUNDING_ULPS * np.spacing(np.abs(np.asarray(before, dtype=np.float32))).astype(np.float64) / small_rate
+    excess = np.maximum(np.abs(small - large) - floor, 0.0)
+    scale = max(float(np.linalg.norm(small)), float(np.linalg.norm(large)))
+    return 0.0 if scale == 0.0 else float(np.linalg.norm(excess)) / scale
+
+
+def _rate_disagreement(probes: list[_Probe], small_rate: float) -> tuple[float, str, int] | None:
     """The largest e between the two rates' implied gradients, its tensor and label; None if unreadable."""
     worst = None
     for p in probes:
@@ -244,7 +258,8 @@ def _rate_disagreement(probes: list[_Probe]) -> tuple[float, str, int] | None:
             g, s = tensor(p.at_large, n), tensor(p.at_small, n)
             if g.shape != s.shape:
                 return None
-            e = relative_error(s, g) if np.isfinite(g).all() and np.isfinite(s).all() else np.inf
+            finite = np.isfinite(g).all() and np.isfinite(s).all()
+            e = _rate_error(s, g, tensor(p.params, n), small_rate) if finite else np.inf
             if worst is None or e > worst[0]:
                 worst = (e, n, p.label)
     return worst
@@ -253,7 +268,7 @@ def _rate_disagreement(probes: list[_Probe]) -> tuple[float, str, int] | None:
 def _rate_result(probes: list[_Probe], settings: BackpropSettings) -> CheckResult:
     check_id, points = "Q3.learning_rate", settings.learning_rate_points
     large, small = settings.large_learning_rate, settings.small_learning_rate
-    worst = _rate_disagreement(probes)
+    worst = _rate_disagreement(probes, small)
     if worst is None:
         return CheckResult(check_id, SIDE_CHECKS[check_id], "failed", 0.0, points,
                            "The step could not be read at both learning rates.")
@@ -270,7 +285,8 @@ def _rate_result(probes: list[_Probe], settings: BackpropSettings) -> CheckResul
     if found is not None:
         message += " " + found.text
         details["mistake"] = found.mistake
-    return CheckResult(check_id, SIDE_CHECKS[check_id], "failed", 0.0, points, message, details=details)
+    return CheckResult(check_id, SIDE_CHECKS[check_id], "failed", 0.0, points, message, details=details,
+                       mistake_id=found.mistake if found else None, fix=found.sentence if found else None)
 
 
 def _note_result(probes: list[_Probe], check_id: str, points: float, passed: str) -> CheckResult:
@@ -364,7 +380,7 @@ def _visible_change(before: np.ndarray, change: np.ndarray) -> np.ndarray:
 
 
 def check_real_step(student: Student, steps: list[RealStep], points: float,
-                    threshold: float = 1e-2, input_scale: float = 1.0) -> CheckResult:
+                    threshold: float = 1e-2, input_scale: float = 1.0, probes_passed: bool = False) -> CheckResult:
     """Q3.real_step: at ordinary weights and the handout's learning rate, the step equals the reference's.
 
     The probes above use the grader's own weights and learning rates 1 and 1e-3; a step that behaves
@@ -403,7 +419,8 @@ def check_real_step(student: Student, steps: list[RealStep], points: float,
                    f"matches the reference's step (largest e = {max(worst.values(), default=0.0):.2g}).")
         return CheckResult(check_id, title, "passed", points, points, message, details=details)
     message = ("Your step at ordinary weights and the handout's learning rate differs from the reference's: "
-               + "; ".join(problems[:4]) + (" (and more)" if len(problems) > 4 else "")
-               + ". If the gradient checks above passed, your train_one_sample computes something else here "
-               "than at the grader's probe points.")
+               + "; ".join(problems[:4]) + (" (and more)" if len(problems) > 4 else "") + ".")
+    if probes_passed:
+        message += " The gradient checks above passed, so your train_one_sample computes something else here than " \
+                   "at the grader's probe points."
     return CheckResult(check_id, title, "failed", 0.0, points, message, details=details)

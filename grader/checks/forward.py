@@ -117,10 +117,12 @@ def read_guess(value: Any, classes: int = 10) -> Guess:
 
 
 def _result(
-    check_id: str, title: str, fraction: float, points: float, message: str, **details
+    check_id: str, title: str, fraction: float, points: float, message: str, *, mistake_id: str | None = None,
+    **details
 ) -> CheckResult:
     status = "passed" if fraction >= 1.0 else "failed"
-    return CheckResult(check_id, title, status, round(points * fraction, 6), points, message, details=details)
+    return CheckResult(check_id, title, status, round(points * fraction, 6), points, message, details=details,
+                       mistake_id=mistake_id, fix=MISTAKE_FIXES.get(mistake_id or ""))
 
 
 # ---------------------------------------------------------------- Q2 settings and cases
@@ -200,6 +202,37 @@ def _loss_is_close(got: float, expected: float, settings: ForwardSettings) -> bo
     )
 
 
+SWAPPED_CROSS_ENTROPY = "cross_entropy_arguments_swapped"
+MISTAKE_FIXES = {SWAPPED_CROSS_ENTROPY: "Call cross_entropy_loss(y, yHat) with the one-hot label first and the "
+                 "softmax output second: swapped, it computes -sum(yHat * log(y)), which is infinite."}
+
+
+RELU_HIDDEN_LAYERS = "relu_hidden_layers"
+MISTAKE_FIXES[RELU_HIDDEN_LAYERS] = ("The hidden layers must be sigmoid, as the handout asks: a = sigmoid(z), not "
+                                     "np.maximum(0, z) (ReLU); only the output layer is softmax.")
+
+
+def relu_loss(case: ForwardCase) -> float:
+    """The loss the network gives with ReLU hidden layers instead of sigmoid (a common departure)."""
+    a = np.asarray(case.x, dtype=np.float64)
+    weights, biases = case.params
+    for w, b in zip(weights[:-1], biases[:-1], strict=True):
+        a = np.maximum(0.0, a @ w + b)
+    return float(network.cross_entropy(a @ weights[-1] + biases[-1], case.label))
+
+
+def _is_relu(outcomes: list[_SampleOutcome], settings: ForwardSettings) -> bool:
+    """Every finite wrong loss is what ReLU hidden layers give (and at least one loss is wrong)."""
+    wrong = [o for o in outcomes if o.loss is not None and np.isfinite(o.loss)
+             and not _loss_is_close(o.loss, o.expected_loss, settings)]
+    return bool(wrong) and all(_loss_is_close(o.loss, relu_loss(o.case), settings) for o in wrong)
+
+
+def _non_finite_loss_mistake(got: float, expected: float) -> str | None:
+    """The mistake id behind an infinite loss where the stable loss is moderate: swapped arguments."""
+    return SWAPPED_CROSS_ENTROPY if np.isposinf(got) and expected < 700 else None
+
+
 def _non_finite_loss_hint(got: float, expected: float) -> str:
     """Why a loss is inf or nan where the stable loss is finite, in terms of the handout's helpers."""
     if np.isposinf(got) and expected < 700:
@@ -219,7 +252,7 @@ def _listed(problems: list[str], shown: int = 3) -> str:
 
 def _loss_result(outcomes: list[_SampleOutcome], settings: ForwardSettings) -> CheckResult:
     title = "feed_forward_sample: loss"
-    rows, problems, hints = [], [], []
+    rows, problems, hints, mistakes = [], [], [], []
     for i, o in enumerate(outcomes):
         ok = o.loss is not None and _loss_is_close(o.loss, o.expected_loss, settings)
         rel = (
@@ -243,6 +276,7 @@ def _loss_result(outcomes: list[_SampleOutcome], settings: ForwardSettings) -> C
         elif not np.isfinite(o.loss):
             problems.append(f"{_case_name(i, o.case)}: got loss {o.loss}, expected {o.expected_loss:.6g}")
             hints.append(_non_finite_loss_hint(o.loss, o.expected_loss))
+            mistakes.append(_non_finite_loss_mistake(o.loss, o.expected_loss))
         else:
             problems.append(
                 f"{_case_name(i, o.case)}: got loss {o.loss:.6g}, expected {o.expected_loss:.6g} "
@@ -260,7 +294,12 @@ def _loss_result(outcomes: list[_SampleOutcome], settings: ForwardSettings) -> C
         message = f"The loss is wrong on {len(rows) - passed} of {len(rows)} samples: " + _listed(problems)
         # One explanation per kind of non-finite loss, not one per sample.
         message += "".join(f" {h[0].upper()}{h[1:]}." for h in dict.fromkeys(hints))
-    return _result("Q2.loss", title, fraction, settings.loss_points, message, cases=rows)
+    if problems and _is_relu(outcomes, settings):
+        mistakes.insert(0, RELU_HIDDEN_LAYERS)
+        message += (" These are the losses of ReLU hidden layers: the handout's hidden layers are sigmoid, "
+                    "a = sigmoid(z).")
+    mistake = next((m for m in mistakes if m), None)
+    return _result("Q2.loss", title, fraction, settings.loss_points, message, mistake_id=mistake, cases=rows)
 
 
 def _prediction_result(outcomes: list[_SampleOutcome], settings: ForwardSettings) -> CheckResult:
@@ -405,7 +444,8 @@ def _dataset_loss_result(stdout: str, expected: float, settings: ForwardSettings
     if not np.isfinite(printed.value):
         hint = _non_finite_loss_hint(printed.value, expected)
         message = f"Printed average loss {printed.text}, expected {expected:.6g}; {hint}."
-        return _result(check_id, title, 0.0, points, message, **details)
+        mistake = _non_finite_loss_mistake(printed.value, expected)
+        return _result(check_id, title, 0.0, points, message, mistake_id=mistake, **details)
     if abs(printed.value - expected) <= tolerance:
         message = f"Printed average loss {printed.text} matches the reference {expected:.6g}."
         return _result(check_id, title, 1.0, points, message, **details)

@@ -143,28 +143,30 @@ def _uniform_shape(w: np.ndarray) -> str | None:
     return f"uniform on [{lo:.3g}, {hi:.3g})" if p > 1e-3 else None
 
 
-def describe_mistake(name: str, w: np.ndarray, n_in: int, n_out: int) -> tuple[str | None, str]:
-    """(mistake id, one sentence naming the likely mistake) for a weight matrix that failed the tests."""
+def describe_mistake(name: str, w: np.ndarray, n_in: int, n_out: int) -> tuple[str | None, str, str]:
+    """(mistake id, one sentence naming the likely mistake with the measurements, the same sentence without
+    them: what every student with this mistake reads) for a weight matrix that failed the tests."""
     fan, flat = max(n_in, n_out), w.ravel()
     fix = f"use rng.normal(0, np.sqrt(1/{fan}), size=({n_in}, {n_out}))"
     if np.all(flat == 0):
-        return "zeros", f"{name} is all zeros; {fix}."
+        return "zeros", f"{name} is all zeros; {fix}.", f"{name} is all zeros; {fix}."
     if np.all(flat == flat[0]):
-        return "constant", f"Every entry of {name} is {flat[0]:.6g} (constant); {fix}."
+        return "constant", f"Every entry of {name} is {flat[0]:.6g} (constant); {fix}.", (
+            f"Every entry of {name} is the same constant; {fix}.")
     shape = _uniform_shape(flat)
+    never_negative = "values are never negative (np.random.rand / rng.random draw from [0, 1))"
     if flat.min() >= 0:
         looks = f"looks {shape}" if shape else "has no negative values"
-        return "non_negative", (
-            f"{name} {looks}: values are never negative (np.random.rand / rng.random draw from [0, 1)); {fix}."
-        )
+        return "non_negative", f"{name} {looks}: {never_negative}; {fix}.", f"{name}'s {never_negative}; {fix}."
     if shape:
-        return "uniform", f"{name} looks {shape}, not normal; {fix}."
+        return "uniform", f"{name} looks {shape}, not normal; {fix}.", f"{name} looks uniform, not normal; {fix}."
     variance = float(np.mean(flat**2))
     known = _closest_known_variance(variance, flat.size, n_in, n_out)
     if known:
         mistake, text = known
-        return mistake, f"{name}'s variance {variance:.3g} (std {np.sqrt(variance):.3g}) looks like {text}; {fix}."
-    return None, ""
+        return (mistake, f"{name}'s variance {variance:.3g} (std {np.sqrt(variance):.3g}) looks like {text}; {fix}.",
+                f"{name}'s variance looks like {text}; {fix}.")
+    return None, "", ""
 
 
 # ---------------------------------------------------------------- the checks
@@ -243,14 +245,15 @@ def check_weight_matrix(
         extra = " It is exactly the reference draw from default_rng(80085)." if exact else ""
         message = f"{name}{note} looks like N(0, 1/{max(n_in, n_out)}): {figures}.{extra}"
         return CheckResult(check_id, title, "passed", points, points, message, details=details)
-    mistake_id, mistake = describe_mistake(name, w if not note else w.T, n_in, n_out)
+    mistake_id, mistake, fix = describe_mistake(name, w if not note else w.T, n_in, n_out)
     message = (
         f"{name}{note} is not N(0, 1/{max(n_in, n_out)}): the {failed_text} test"
         f"{'s' if len(failed) > 1 else ''} failed; got {figures}. {mistake}"
     ).strip()
     if mistake_id:
         details["mistake"] = f"init_{mistake_id}"
-    return _fail(check_id, title, points, message, **details)
+    return CheckResult(check_id, title, "failed", 0.0, points, message, details=details,
+                       mistake_id=details.get("mistake"), fix=fix or None)
 
 
 def _is_reference_draw(w: np.ndarray, layer: int, settings: InitSettings) -> bool:

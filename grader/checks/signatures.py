@@ -1,13 +1,13 @@
 """Qn.signature: does each graded function take the handout's parameters? Worth 0 points unless the rubric says.
 
-The grader calls a function with another signature by parameter name (grader/signatures.py), so a deviation
+The grader calls a function with another signature by parameter name (grader/adapt/calls.py), so a deviation
 costs nothing elsewhere; a course that wants students to keep the handout's API gives these checks points.
 """
 
 from __future__ import annotations
 
+from grader.adapt.calls import handout_signature
 from grader.results import CheckResult
-from grader.signatures import handout_signature
 
 FUNCTIONS = {
     "Q2": ("feed_forward_sample", "feed_forward_dataset"),

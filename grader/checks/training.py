@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from grader.checks.forward import grader_failed, student_failed
+from grader.checks.own_loop import OwnLoopRun, trajectory_errors
 from grader.results import CheckResult
 from grader.student import Params, Student, StudentCodeError
 from reference import network
@@ -31,6 +32,7 @@ class TrainingSettings:
     loop_learning_rate: float = 0.0042  # not the default 0.003: a loop that drops the argument shows
     default_learning_rate: float = network.LEARNING_RATE
     loop_samples: int = 20
+    epoch_length: int = 60_000  # the handout's x_train: the loop is counted over this many samples
     train_samples: int = 3000
     test_samples: int = 1000
     epochs: int = 3
@@ -227,6 +229,38 @@ def _lr_problems(steps: list[_Step], settings: TrainingSettings) -> list[str]:
     ]
 
 
+def epoch_keys(images: np.ndarray, n: int) -> dict[tuple[float, float, int], int]:
+    """The [sum, sum of squares, first non-zero] of each sample of a handout-length x_train made of `images`
+    (m, 784) repeated, copy k marked by pixel 0 = k (0 in every MNIST digit): key -> index in 0..n-1."""
+    images = np.asarray(images, dtype=np.float64)
+    sums, squares = images.sum(axis=1), np.einsum("ij,ij->i", images, images)
+    first = [int(np.flatnonzero(x)[0]) if np.any(x) else -1 for x in images]
+    keys = {}
+    for i in range(n):
+        k, j = divmod(i, len(images))
+        keys[(float(sums[j] + k), float(squares[j] + k * k), 0 if k else first[j])] = i
+    return keys
+
+
+def _coverage_problems(own: OwnLoopRun | None, images: np.ndarray, n: int) -> list[str]:
+    """What a handout-length epoch shows that 20 samples cannot: a cap (`x_train[:1000]`), a shorter range."""
+    if own is None or own.problem is not None or not own.keys:
+        return []  # a loop that cannot run over 60,000 samples cheaply is judged on the 20 alone
+    index = epoch_keys(images, n)
+    visited = [index.get((float(k[0]), float(k[1]), int(k[2]))) if isinstance(k, list) else None
+               for k in own.keys]
+    if visited == list(range(n)) or None in visited:
+        return []  # all in order; unreadable or scaled samples are named by the 20-sample check
+    if visited == list(range(len(visited))):
+        return [f"train_one_epoch trained on the first {len(visited):,} of {n:,} samples only "
+                "(the handout trains on all of x_train)"]
+    seen = set(visited)
+    if len(visited) != n or len(seen) != n:
+        return [f"Over a full x_train of {n:,} samples, train_one_epoch made {len(visited):,} steps on "
+                f"{len(seen):,} different samples (expected each sample once)"]
+    return []
+
+
 def _params_close(a: Params, b: Params, rtol: float = 1e-6) -> bool:
     pairs = list(zip(a[0] + a[1], b[0] + b[1], strict=False))
     return len(pairs) == 6 and all(
@@ -254,14 +288,17 @@ def check_training_loop(
     images: np.ndarray,
     labels: np.ndarray,
     settings: TrainingSettings = TrainingSettings(),
+    own: OwnLoopRun | None = None,
 ) -> CheckResult:
-    """Q4.loop: train_one_epoch calls train_one_sample once per sample, in order, with its learning rate."""
+    """Q4.loop: train_one_epoch calls train_one_sample once per sample, in order, with its learning rate; over
+    a handout-length x_train (`own`, the same loop over 60,000 samples), it visits every one."""
     check_id, title, points = "Q4.loop", "train_one_epoch: loop over the samples", settings.loop_points
     if not student.has("train_one_epoch"):
         message = (
             "train_one_epoch is not defined at top level, expected def train_one_epoch(learning_rate=0.003)."
         )
         return CheckResult(check_id, title, "failed", 0.0, points, message)
+    images_all = images
     images, labels = images[: settings.loop_samples], labels[: settings.loop_samples]
     try:
         run = student.train_one_epoch(params, images, labels, settings.loop_learning_rate, True)
@@ -280,6 +317,7 @@ def check_training_loop(
         )
     except Exception as exc:  # noqa: BLE001 - the grader's own failure, reported as such
         return grader_failed(check_id, title, points, exc, "reading train_one_epoch's calls")
+    visits += _coverage_problems(own, images_all, settings.epoch_length) if not visits else []
     in_place = sum(s.sample == i for i, s in enumerate(steps[: len(labels)])) / len(labels)
     identified = any(s.sample is not None for s in steps)
     fraction = (
@@ -292,6 +330,9 @@ def check_training_loop(
         "samples": len(labels),
         "visited": [s.sample for s in steps][:200],
         "learning_rate": settings.loop_learning_rate,
+        "epoch_length_steps": len(own.keys) if own is not None and own.problem is None else None,
+        # the loop's own steps against the reference's from the same start (grading.py uses it for Q3)
+        "trajectory_rel_error": trajectory_errors(params, run.params, images, labels, settings.loop_learning_rate),
     }
     problems = visits + label_issues + lr_issues
     if not problems:
@@ -336,6 +377,17 @@ def _training_fraction(gap: float, settings: TrainingSettings) -> float:
         0.0,
         1.0 - (gap - settings.accuracy_tolerance) / (settings.zero_credit_gap - settings.accuracy_tolerance),
     )
+
+
+def _credit_rule(gap: float, fraction: float, settings: TrainingSettings) -> str:
+    """How a gap below the reference became partial credit, in one sentence with the numbers."""
+    full, zero = 100 * settings.accuracy_tolerance, 100 * settings.zero_credit_gap
+    rule = (f"Credit is full up to {full:.0f} points below the reference and falls linearly to none at "
+            f"{zero:.0f} points below")
+    if fraction <= 0:
+        return f"{rule}: {100 * gap:.1f} points below earns nothing."
+    return (f"{rule}: {100 * gap:.1f} points below earns 1 - ({100 * gap:.1f} - {full:.0f}) / "
+            f"({zero:.0f} - {full:.0f}) = {100 * fraction:.0f}% of the points.")
 
 
 def _percent(values: list[float]) -> str:
@@ -441,8 +493,9 @@ def _training_result(details: dict[str, Any], settings: TrainingSettings) -> Che
     else:
         message = (
             f"Your network ends {100 * gap:.1f} points below the reference (tolerance "
-            f"{100 * settings.accuracy_tolerance:.0f}): {figures}."
+            f"{100 * settings.accuracy_tolerance:.0f}): {figures}. {_credit_rule(gap, fraction, settings)}"
         )
-    details = {**details, "gap": gap}
+    details = {**details, "gap": gap, "full_credit_gap": settings.accuracy_tolerance,
+               "zero_credit_gap": settings.zero_credit_gap}
     status = "passed" if fraction == 1.0 else "failed"
     return CheckResult(check_id, title, status, round(points * fraction, 6), points, message, details=details)

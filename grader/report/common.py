@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from grader.problems import error_labels
+
 # How each RunError kind reads in a report.
 ERROR_WORDS = {
     "exception": "Your code raised an exception",
@@ -22,7 +24,7 @@ ERROR_WORDS = {
     "adaptation": "The grader could not match your code to the handout's",
 }
 
-STATUS_WORDS = {"passed": "passed", "failed": "failed", "error": "error", "skipped": "skipped"}
+TENSOR_NAMES = ("W1", "b1", "W2", "b2", "W3", "b3")
 
 
 def as_dict(result: Any) -> dict[str, Any]:
@@ -35,6 +37,8 @@ def as_dict(result: Any) -> dict[str, Any]:
         data[key] = data.get(key) or {}
     for key in ("errors", "adaptations", "protections"):
         data[key] = list(data.get(key) or [])
+    # JSON written before `problems` existed (or a batch's grader-failure dict): labelled from its errors alone
+    data["problems"] = list(data.get("problems") or []) if "problems" in data else error_labels(data["errors"])
     for key in ("rubric", "rubric_sha256", "grader_version", "graded_at", "data_source"):
         data[key] = data.get(key) or ""
     data["duration_s"] = float(data.get("duration_s") or 0.0)
@@ -67,6 +71,9 @@ def _check(c: Mapping[str, Any]) -> dict[str, Any]:
     c["visibility"] = c.get("visibility") or "visible"
     c["details"] = dict(c.get("details") or {})
     c.setdefault("traceback", None)
+    c["mistake_id"] = c.get("mistake_id") or c["details"].get("mistake") or None  # JSON written before the field
+    c.setdefault("fix", None)
+    c.setdefault("staff", None)
     return c
 
 
@@ -145,28 +152,6 @@ def is_not_gradable(data: Mapping[str, Any]) -> bool:
     return "grader" in kinds and not any(q["checks"] for q in data["questions"])
 
 
-TENSOR_NAME = re.compile(r"^[Wb]\d$")
-TENSOR_PREFIX = re.compile(r"^[Wb]\d: ")
-# Where a diagnosis starts measuring the student: "(your W1 matches this mistake to e = 2.3e-16; ...)".
-MATCH_MEASUREMENT = re.compile(r" \(your \w+ matches\b")
-# Per-student measurements inside a sentence: decimals and powers of ten (integers such as 32 stay: they are
-# the layer sizes, the same for every student).
-MEASUREMENT = re.compile(r"-?\d+\.\d+(?:e[-+]?\d+)?|-?\d+e[-+]?\d+")
-SENTENCE_END = re.compile(r"(?<=\.) (?=[A-Z])")
-
-
-def general_sentence(text: str) -> str:
-    """A diagnosis as it reads for the whole class: the part before '(your W1 matches this mistake to e = ...',
-    without its 'W1: ' prefix, capitalised ('(your dW2 has sigma'(z2))' explains the mistake, so it stays)."""
-    text = TENSOR_PREFIX.sub("", MATCH_MEASUREMENT.split(text, maxsplit=1)[0].strip())
-    return text[:1].upper() + text[1:]
-
-
-def masked(text: str) -> str:
-    """A sentence with its per-student measurements replaced by '…' (0.177 -> …, 4.1e-75 -> …)."""
-    return MEASUREMENT.sub("…", text)
-
-
 def affected_part(check: Mapping[str, Any]) -> str:
     """What a check's mistake is in: its tensor (W1 .. b3) when it names one, else the check's title."""
     details = check["details"]
@@ -175,47 +160,21 @@ def affected_part(check: Mapping[str, Any]) -> str:
         return str(verdict["tensor"])
     if isinstance(details.get("tensor"), str):
         return details["tensor"]
-    named = [part for part in str(check["id"]).split(".") if TENSOR_NAME.match(part)]
+    named = [part for part in str(check["id"]).split(".") if part in TENSOR_NAMES]
     return named[0] if named else str(check["title"])
 
 
-def diagnosis_text(check: Mapping[str, Any]) -> str:
-    """A check's diagnosis sentence: its verdict's, its details', or what its message says after the first
-    sentence (Q3's learning-rate check appends the diagnosis to its message)."""
-    details = check["details"]
-    verdict = details.get("verdict")
-    if isinstance(verdict, Mapping) and verdict.get("diagnosis"):
-        return str(verdict["diagnosis"])
-    if details.get("diagnosis"):
-        return str(details["diagnosis"])
-    later = SENTENCE_END.split(str(check["message"]), maxsplit=1)[1:]
-    return later[0] if later else str(check["message"])
-
-
 def check_mistake(question_id: str, check: Mapping[str, Any]) -> dict[str, str] | None:
-    """The mistake a failed check names, keyed so that students with the same mistake share the key.
-
-    By the mistake id in `details["mistake"]` (set by the Q3 checks); a failed Q1 check is keyed by its
-    check id and its mistake id (or, without one, its explanation with the per-student measurements masked),
-    and shown by its explanation sentence (the message after its first sentence), measurements masked.
-    None when the check passed or names no mistake.
-    """
-    if check["status"] == "passed":
+    """The mistake a check that lost points recognised: its id (the same for every student who made it), the
+    question, the one-sentence fix and the part it is in. None when it passed or recognised no mistake."""
+    if check["status"] == "passed" or not check.get("mistake_id"):
         return None
-    details = check["details"]
-    if details.get("mistake") and question_id != "Q1":
-        return {"key": str(details["mistake"]), "question": question_id,
-                "sentence": general_sentence(diagnosis_text(check)), "part": affected_part(check)}
-    if question_id != "Q1" or not details:  # no details: nothing was measured (e.g. weights not defined)
-        return None
-    sentences = SENTENCE_END.split(str(check["message"]))
-    explanation = masked(" ".join(sentences[1:])) or sentences[0].split(":", 1)[0]
-    key = f"{check['id']}: {details.get('mistake') or explanation}"  # Q1's ids say the mistake, not the matrix
-    return {"key": key, "question": question_id, "sentence": explanation, "part": affected_part(check)}
+    return {"key": str(check["mistake_id"]), "question": question_id,
+            "sentence": str(check.get("fix") or check["title"]), "part": affected_part(check)}
 
 
 def mistakes(data: Mapping[str, Any]) -> list[dict[str, str]]:
-    """Every mistake named in one result (see check_mistake), in question order."""
+    """Every mistake recognised in one result (see check_mistake), in question order."""
     found = []
     for q in data["questions"]:
         for c in q["checks"]:
@@ -223,3 +182,41 @@ def mistakes(data: Mapping[str, Any]) -> list[dict[str, str]]:
             if mistake is not None:
                 found.append(mistake)
     return found
+
+
+def first_sentence(text: str, limit: int = 240) -> str:
+    """The text up to its first full stop followed by a capital, cut to `limit` characters (for a summary line)."""
+    text = " ".join(text.split())
+    for i in range(len(text) - 2):
+        if text[i] == "." and text[i + 1] == " " and text[i + 2].isupper():
+            text = text[: i + 1]
+            break
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    stop = max(cut.rfind("; "), cut.rfind(": "))
+    return (cut[:stop] if stop > limit // 2 else cut[: limit - 1].rstrip()) + " …"
+
+
+def check_state(check: Mapping[str, Any]) -> str:
+    """How a check reads to people: its status, or 'partial' when it failed yet earned some of its points; a
+    check staff adjusted reads by its points (full: passed)."""
+    if check.get("staff") and check["max_score"] > 0:
+        return "passed" if check["score"] >= check["max_score"] else ("partial" if check["score"] > 0 else "failed")
+    if check["status"] == "failed" and 0 < check["score"] < check["max_score"]:
+        return "partial"
+    return str(check["status"])
+
+
+def points_lost(check: Mapping[str, Any]) -> float:
+    """Points a check did not earn (0 for informational checks)."""
+    return max(round(check["max_score"] - check["score"], 6), 0.0)
+
+
+def chip_state(score: float, max_score: float) -> str:
+    """A question's score as a colour: 'full', 'partial', 'zero', or '' for a 0-point question."""
+    if max_score <= 0:
+        return ""
+    if score >= max_score - 1e-9:
+        return "full"
+    return "partial" if score > 0 else "zero"

@@ -10,7 +10,8 @@ Keys expected in ``SubmissionResult.figures`` (all values plain JSON numbers and
   the student's implied gradient and the finite-difference gradient at the grader's probe point, same shape
   (W1 (784, 32), W2 (32, 32), W3 (32, 10), b1 (32,), b2 (32,), b3 (10,)). W1 becomes 32 tiles of 28x28
   (one per hidden unit) for the student, the finite differences and their difference; the other tensors
-  become side-by-side heat maps.
+  become side-by-side heat maps; every panel has its own colour scale. ``figures["gradients"]["probe"] =
+  {"label": int, "pixels": [784 values]}`` is the probe digit they were computed at, shown beside W1.
 - ``figures["training"] = {"epochs": [0, 1, 2, 3], "student": [acc, ...], "reference": [acc, ...]}``: test
   accuracy (0..1, or percent if any value exceeds 1) per epoch; ``student`` may be shorter (a run cut short).
 - ``figures["init"][name] = {"values": [...], "sigma": float, "mean": 0.0}``: a sample (any length, any shape)
@@ -51,12 +52,19 @@ def _array(value: Any) -> np.ndarray | None:
 
 
 def _symmetric_limit(*arrays: np.ndarray) -> float:
-    """A colour limit shared by arrays: the 99.5th percentile of |values| (one outlier must not wash out)."""
+    """A colour limit for arrays: the 99.5th percentile of |values| (one outlier must not wash out)."""
     values = np.concatenate([np.abs(a[np.isfinite(a)]).ravel() for a in arrays])
     if values.size == 0:
         return 1.0
     limit = float(np.percentile(values, 99.5))
     return limit if limit > 0 else float(values.max()) or 1.0
+
+
+def panel_limits(student: np.ndarray, expected: np.ndarray) -> tuple[float, float, float]:
+    """Colour limits for the panels yours, finite differences, difference: each of the first two its own; the
+    difference at least the finite differences' (rounding noise of 1e-13 stays white, a real gap shows)."""
+    ours, theirs = _symmetric_limit(student), _symmetric_limit(expected)
+    return ours, theirs, max(_symmetric_limit(student - expected), theirs)
 
 
 def tile_mosaic(columns: np.ndarray, rows: int = 4, cols: int = 8) -> np.ndarray:
@@ -71,29 +79,38 @@ def tile_mosaic(columns: np.ndarray, rows: int = 4, cols: int = 8) -> np.ndarray
     return out
 
 
-def gradient_tiles(student: Any, expected: Any) -> str | None:
-    """W1 gradients (784, 32): student, finite differences, difference, each as 32 tiles of 28x28."""
+def gradient_tiles(student: Any, expected: Any, probe: Mapping[str, Any] | None = None) -> str | None:
+    """W1 gradients (784, 32): student, finite differences, difference, each as 32 tiles of 28x28 with its own
+    colour scale (a gradient 4x too large must not leave the others blank); the probe digit first, if given."""
     g, f = _array(student), _array(expected)
     if g is None or f is None or g.shape != f.shape or g.ndim != 2 or g.shape[0] != TILE * TILE:
         return None
-    diff = g - f
-    limit = _symmetric_limit(g, f)
-    panels = [("your gradient", g), ("finite differences", f), ("difference (yours - f.d.)", diff)]
-    fig = Figure(figsize=(12, 2.7), layout="constrained")
-    axes = fig.subplots(1, 3)
-    image = None
-    for ax, (title, arr) in zip(axes, panels, strict=True):
+    pixels = _array(probe.get("pixels")) if isinstance(probe, Mapping) else None
+    digit = pixels.reshape(TILE, TILE) if pixels is not None and pixels.size == TILE * TILE else None
+    panels = [("your gradient", g), ("finite differences", f), ("difference (yours - f.d.)", g - f)]
+    widths = ([0.55] if digit is not None else []) + [2.0] * 3
+    fig = Figure(figsize=(13 if digit is not None else 12, 2.8), layout="constrained")
+    axes = list(fig.subplots(1, len(widths), gridspec_kw={"width_ratios": widths}))
+    if digit is not None:
+        ax = axes.pop(0)
+        ax.imshow(digit, cmap="gray_r", interpolation="nearest")
+        ax.set_title(f"probe digit\n(a {probe.get('label', '?')})", fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax, (title, arr), limit in zip(axes, panels, panel_limits(g, f), strict=True):
         image = ax.imshow(tile_mosaic(arr), cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
         norm = float(np.linalg.norm(arr[np.isfinite(arr)]))
         ax.set_title(f"{title}\n‖·‖ = {norm:.3g}", fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.colorbar(image, ax=list(axes), shrink=0.8, label="dL/dW1 (one tile per hidden unit)")
+        bar = fig.colorbar(image, ax=ax, shrink=0.8, pad=0.01)
+        bar.ax.tick_params(labelsize=7)
     return to_data_uri(fig)
 
 
 def gradient_heatmaps(tensors: Mapping[str, Mapping[str, Any]]) -> str | None:
-    """Small tensors (b1, W2, b2, W3, b3): a row each with student, finite differences and difference."""
+    """Small tensors (b1, W2, b2, W3, b3): a row each with student, finite differences and difference, each
+    panel with its own colour scale."""
     rows = []
     for name in SMALL_TENSORS:
         pair = tensors.get(name)
@@ -111,13 +128,12 @@ def gradient_heatmaps(tensors: Mapping[str, Mapping[str, Any]]) -> str | None:
     fig = Figure(figsize=(12, sum(heights) + 0.55 * len(rows) + 0.2))
     grid = fig.subplots(
         len(rows), 3, squeeze=False,
-        gridspec_kw={"height_ratios": heights, "left": 0.02, "right": 0.93, "top": 0.96, "bottom": 0.02,
-                     "hspace": 0.55, "wspace": 0.06},
+        gridspec_kw={"height_ratios": heights, "left": 0.02, "right": 0.95, "top": 0.96, "bottom": 0.02,
+                     "hspace": 0.55, "wspace": 0.12},
     )
     for (name, g, f), axes in zip(rows, grid, strict=True):
-        limit = _symmetric_limit(g, f)
         panels = [("yours", g), ("finite differences", f), ("difference", g - f)]
-        for ax, (title, arr) in zip(axes, panels, strict=True):
+        for ax, (title, arr), limit in zip(axes, panels, panel_limits(g, f), strict=True):
             image = ax.imshow(
                 arr, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto", interpolation="none"
             )
@@ -125,8 +141,8 @@ def gradient_heatmaps(tensors: Mapping[str, Mapping[str, Any]]) -> str | None:
             ax.set_title(f"{name}{shape}: {title}", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
-        bar = fig.colorbar(image, ax=list(axes), fraction=0.02, pad=0.01)
-        bar.ax.tick_params(labelsize=7)
+            bar = fig.colorbar(image, ax=ax, fraction=0.04, pad=0.01)
+            bar.ax.tick_params(labelsize=6)
     return to_data_uri(fig)
 
 
@@ -218,17 +234,22 @@ def submission_figures(figures: Mapping[str, Any]) -> dict[str, list[tuple[str, 
 
     grads = figures.get("gradients")
     if isinstance(grads, Mapping):
-        w1 = grads.get("W1")
+        w1, probe = grads.get("W1"), grads.get("probe")
+        digit = f" at probe digit {probe['label']} (the digit Q3's W1 check names)" if isinstance(
+            probe, Mapping) and "label" in probe else ""
         if isinstance(w1, Mapping):
             add(
                 "gradients",
-                "dL/dW1, one 28x28 tile per hidden unit: yours, by finite differences, and the difference "
-                "(same colour scale; white is zero).",
-                _safely(gradient_tiles, w1.get("student"), w1.get("expected")),
+                f"dL/dW1{digit}, one 28x28 tile per hidden unit: yours, by finite differences, and the "
+                "difference. Each panel has its own colour scale (its colour bar; white is zero; the "
+                "difference's at least as wide as the finite differences'), so a gradient several times too "
+                "large does not leave the others blank: compare the patterns, and the norms for size.",
+                _safely(gradient_tiles, w1.get("student"), w1.get("expected"), probe),
             )
         add(
             "gradients",
-            "The smaller gradients side by side: yours, by finite differences, and the difference.",
+            f"The smaller gradients{digit} side by side: yours, by finite differences, and the difference, "
+            "each panel on its own colour scale (the difference's at least as wide as the finite differences').",
             _safely(gradient_heatmaps, grads),
         )
     training = figures.get("training")

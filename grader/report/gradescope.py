@@ -14,6 +14,7 @@ from typing import Any
 from grader.report.common import (
     ERROR_WORDS,
     as_dict,
+    check_state,
     is_not_gradable,
     jsonable,
     points,
@@ -36,7 +37,7 @@ def results_json(result: Any) -> dict[str, Any]:
     if is_not_gradable(data) or not tests:
         tests.append(not_gradable_test(data))
     return jsonable({
-        "score": 0.0 if is_not_gradable(data) else data["score"],
+        "score": data["score"] if any_staff_adjustment(data) or not is_not_gradable(data) else 0.0,
         "execution_time": int(math.ceil(data["duration_s"])),
         "output": summary(data),
         "output_format": TEXT,
@@ -76,7 +77,7 @@ def gradescope_test(q: dict[str, Any], c: dict[str, Any], number: str) -> dict[s
 
 def test_status(c: dict[str, Any]) -> str | None:
     """'passed' or 'failed'; an informational (0-point) skipped check leaves it to Gradescope."""
-    if c["status"] == "passed":
+    if check_state(c) == "passed":
         return "passed"
     if c["status"] == "skipped" and c["max_score"] == 0:
         return None
@@ -88,6 +89,10 @@ def check_output(c: dict[str, Any]) -> str:
     parts = [c["message"]] if c["message"] else []
     if c["status"] == "skipped":
         parts.insert(0, "Skipped.")
+    if c.get("staff"):
+        staff = c["staff"]
+        parts.insert(0, f"Adjusted by staff ({staff.get('by') or 'staff'}): {staff.get('comment', '')} "
+                        f"(the grader gave {points(staff.get('graded_score', 0.0))}).")
     if c["details"].get("diagnosis"):
         parts.append(f"Likely mistake: {c['details']['diagnosis']}")
     if c["details"].get("hint"):
@@ -95,6 +100,11 @@ def check_output(c: dict[str, Any]) -> str:
     if c.get("traceback"):
         parts.append("Your code raised:\n" + c["traceback"])
     return "\n\n".join(parts)
+
+
+def any_staff_adjustment(data: dict[str, Any]) -> bool:
+    """True when staff overrode some check of this submission."""
+    return any(c.get("staff") for q in data["questions"] for c in q["checks"])
 
 
 def not_gradable_test(data: dict[str, Any]) -> dict[str, Any]:

@@ -20,21 +20,25 @@ from typing import Any
 
 import jinja2
 
+from grader.problems import EMPTY_FILE
 from grader.report import figures
 from grader.report.common import (
     ERROR_WORDS,
     as_dict,
-    general_sentence,
+    check_state,
+    chip_state,
+    first_sentence,
     is_not_gradable,
     mistakes,
     number,
     points,
+    points_lost,
     question_heading,
     question_sort_key,
 )
 
 TEMPLATES = Path(__file__).parent / "templates"
-OWN_PLACE_DETAILS = ("diagnosis", "mistake", "hint")
+OWN_PLACE_DETAILS = ("diagnosis", "mistake", "hint")  # "mistake": the id, also in CheckResult.mistake_id
 # Keys of a Q3 tensor check's details that its one line of numbers shows (the rest still get rows).
 PROSE_LENGTH = 20  # a detail string longer than this gets a line of its own, not a cell of the grid
 GRADIENT_LINE_DETAILS = ("verdict", "rel_error_per_digit", "rel_error_per_digit_small_rate", "labels")
@@ -84,55 +88,76 @@ def report_context(data: dict[str, Any], *, staff: bool) -> dict[str, Any]:
         groups = [g for g, qid in FIGURE_QUESTION.items() if qid == q["id"]]
         q["pictures"] = [p for g in groups for p in pictures.get(g, [])]
         placed.update(groups)
-        q["gradients"] = gradient_rows(data["gradients"]) if q["id"] == GRADIENT_QUESTION else []
+        q["gradients"] = gradient_rows(data["gradients"], q["checks"]) if q["id"] == GRADIENT_QUESTION else []
     has_gradient_question = any(q["id"] == GRADIENT_QUESTION for q in questions)
     visible_score = sum(q["shown_score"] for q in questions)
     visible_max = sum(q["shown_max"] for q in questions)
-    hidden = sum(q["hidden_count"] for q in questions)
+    withheld = data.get("hidden_checks") or {}  # a visible-only run's count of the checks it left out
+    hidden = sum(q["hidden_count"] for q in questions) + int(withheld.get("count", 0))
+    hidden_points = sum(q["hidden_points"] for q in questions) + float(withheld.get("points", 0.0))
+    partial_view = not staff and hidden
     return {
         "staff": staff,
         "r": data,
         "questions": questions,
+        "costs": cost_rows(questions),
         "not_gradable": is_not_gradable(data),
-        "score": data["score"] if staff or not hidden else visible_score,
-        "max_score": data["max_score"] if staff or not hidden else visible_max,
+        "score": visible_score if partial_view else data["score"],
+        "max_score": visible_max if partial_view else data["max_score"],
         "hidden_count": hidden,
-        "hidden_points": sum(q["hidden_points"] for q in questions),
+        "hidden_points": hidden_points,
         "errors": [error_view(e, staff) for e in data["errors"]],
         "other_pictures": [p for g, ps in pictures.items() if g not in placed for p in ps],
-        "loose_gradients": [] if has_gradient_question else gradient_rows(data["gradients"]),
+        "loose_gradients": [] if has_gradient_question else gradient_rows(data["gradients"], []),
         "sha_short": data["rubric_sha256"][:12],
     }
+
+
+def cost_rows(questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What cost points, in report order: each shown check that earned less than its maximum, with the points
+    it lost, the one sentence to act on (its fix, else its message's first sentence) and its anchor below."""
+    return [{"question": q["id"], "title": c["title"], "anchor": c["anchor"], "state": c["state"],
+             "lost": c["lost"], "score": c["score"], "max_score": c["max_score"],
+             "sentence": c["fix"] or first_sentence(c["message"]), "staff": c["staff"]}
+            for q in questions for c in q["checks"] if c["lost"] > 0]
 
 
 def question_view(q: Mapping[str, Any], staff: bool) -> dict[str, Any]:
     """A question's checks as shown to this reader, with the score they add up to."""
     shown = [c for c in q["checks"] if staff or c["visibility"] == "visible"]
     hidden = [c for c in q["checks"] if c not in shown]
+    checks = [check_view(q["id"], c) for c in shown]
+    shown_score, shown_max = sum(c["score"] for c in shown), sum(c["max_score"] for c in shown)
+    score, max_score = (q["score"], q["max_score"]) if staff else (shown_score, shown_max)
     return {
         "id": q["id"],
         "title": q["title"],
         "heading": question_heading(q["id"], q["title"]),
         "score": q["score"],
         "max_score": q["max_score"],
-        "shown_score": sum(c["score"] for c in shown),
-        "shown_max": sum(c["max_score"] for c in shown),
-        "checks": [check_view(c) for c in shown],
+        "shown_score": shown_score,
+        "shown_max": shown_max,
+        "chip": chip_state(score, max_score),
+        "checks": checks,
+        "open_checks": [c for c in checks if c["state"] != "passed"],
+        "passed_checks": [c for c in checks if c["state"] == "passed"],
         "hidden_count": len(hidden),
         "hidden_points": sum(c["max_score"] for c in hidden),
     }
 
 
-def check_view(c: Mapping[str, Any]) -> dict[str, Any]:
-    """One check: status, points, message, diagnosis, the numbers behind the verdict, the traceback."""
+def check_view(question_id: str, c: Mapping[str, Any]) -> dict[str, Any]:
+    """One check: state, points, message, diagnosis, the numbers behind the verdict, the traceback."""
     details = c["details"]
     line = gradient_line(details)
     shown = {k: v for k, v in details.items()
              if k not in OWN_PLACE_DETAILS and not (line and k in GRADIENT_LINE_DETAILS)}
     return {
         **c,
+        "anchor": f"check-{question_id}-{c['id']}",
+        "state": check_state(c),
+        "lost": points_lost(c),
         "diagnosis": details.get("diagnosis"),
-        "mistake": details.get("mistake"),
         "hint": details.get("hint"),
         "numbers": line,
         "rows": detail_rows(shown),
@@ -208,8 +233,10 @@ def flatten(details: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def gradient_rows(gradients: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Per-tensor gradient verdicts in W1, b1, ... b3 order (any other names after)."""
+def gradient_rows(gradients: Mapping[str, Any], checks: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per-tensor gradient verdicts in W1, b1, ... b3 order (any other names after); the likely mistake is the
+    fix of the tensor's own check (Q3.<tensor>) when it recognised one, else the verdict's own note."""
+    fixes = {c["id"]: c.get("fix") for c in checks}
     names = [t for t in TENSOR_ORDER if t in gradients] + [t for t in gradients if t not in TENSOR_ORDER]
     rows = []
     for name in names:
@@ -224,7 +251,7 @@ def gradient_rows(gradients: Mapping[str, Any]) -> list[dict[str, Any]]:
             "worst": _worst(v),
             "sign_agreement": _percent(v.get("sign_agreement")),
             "ratio": number(v.get("ratio")),
-            "diagnosis": general_sentence(str(v["diagnosis"])) if v.get("diagnosis") else None,
+            "diagnosis": fixes.get(f"{GRADIENT_QUESTION}.{name}") or v.get("diagnosis"),
         })
     return rows
 
@@ -269,7 +296,7 @@ def index_context(data: list[dict[str, Any]], links: Mapping[str, str], title: s
             "score": d["score"],
             "max_score": max_score if is_not_gradable(d) else d["max_score"],
             "not_gradable": is_not_gradable(d),
-            "errors": Counter(e.get("kind", "?") for e in d["errors"]),
+            "problems": d["problems"],
         })
     totals = [d["score"] for d in data]
     return {
@@ -278,6 +305,7 @@ def index_context(data: list[dict[str, Any]], links: Mapping[str, str], title: s
         "rows": rows,
         "count": len(data),
         "graded": sum(not r["not_gradable"] for r in rows),
+        "ran": sum(ran(d) for d in data),
         "mean": sum(totals) / len(totals) if totals else 0.0,
         "max_score": max_score,
         "histogram": figures._safely(figures.score_histogram, totals, max_score) if totals else None,
@@ -287,9 +315,14 @@ def index_context(data: list[dict[str, Any]], links: Mapping[str, str], title: s
     }
 
 
+def ran(d: Mapping[str, Any]) -> bool:
+    """True when the submission's code ran: it was gradable and not an empty file."""
+    return not is_not_gradable(d) and EMPTY_FILE not in d["problems"]
+
+
 def pass_rates(data: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """For each check seen in the class: how many submissions passed it, out of those it ran on (a skipped
-    check did not run); checks in the order a graded submission lists them."""
+    """For each check seen in the class: how many submissions passed it, out of the submissions that ran (see
+    `ran`) and ran the check (a skipped check did not run); checks in the order a graded submission lists them."""
     table: dict[tuple[str, str], dict[str, Any]] = {}
     for d in sorted(data, key=is_not_gradable):  # a graded submission's check order and titles first
         for q in d["questions"]:
@@ -298,7 +331,7 @@ def pass_rates(data: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "question": q["id"], "check": c["id"], "title": c["title"],
                     "visibility": c["visibility"], "passed": 0, "total": 0,
                 })
-                if c["status"] == "skipped":
+                if c["status"] == "skipped" or not ran(d):
                     continue
                 row["total"] += 1
                 row["passed"] += c["status"] == "passed"
@@ -309,8 +342,9 @@ def pass_rates(data: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def common_mistakes(data: list[dict[str, Any]], limit: int = 15) -> list[dict[str, Any]]:
-    """Mistakes by how many submissions made them, counted by mistake id (see common.check_mistake): one
-    representative sentence without per-student numbers, the tensors or checks affected, a few names."""
+    """Mistakes by how many submissions made them, counted once per submission by mistake id (see
+    common.check_mistake): the most common fix sentence (it holds no per-student numbers), the tensors or checks
+    affected, a few names; the share is of the submissions that ran."""
     groups: dict[str, dict[str, Any]] = {}
     for d in data:
         who = d["path"] or d["submission"]
@@ -320,7 +354,7 @@ def common_mistakes(data: list[dict[str, Any]], limit: int = 15) -> list[dict[st
             g["sentences"][m["sentence"]] += 1
             g["parts"][m["part"]] = None
             g["who"].setdefault(who, d["submission"])
-    n = max(len(data), 1)
+    n = max(sum(ran(d) for d in data), 1)
     rows = [{
         "key": key,
         "question": g["question"],

@@ -10,12 +10,12 @@ from typing import Any
 from grader.report.common import as_dict, is_not_gradable, question_sort_key
 
 LEADING = ("submission", "path")
-TRAILING = ("total", "max_score", "status")
+TRAILING = ("total", "max_score", "status", "problems")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def grade_columns(results: Iterable[dict[str, Any]]) -> list[str]:
-    """submission, path, Q1..Qn (every question seen, in natural order), total, max_score, status."""
+    """submission, path, Q1..Qn (every question seen, in natural order), total, max_score, status, problems."""
     qids = sorted({q["id"] for d in results for q in d["questions"]}, key=question_sort_key)
     return [*LEADING, *qids, *TRAILING]
 
@@ -32,7 +32,8 @@ def grade_rows(results: Iterable[Any]) -> tuple[list[str], list[dict[str, str]]]
         row["path"] = _cell(d["path"])
         row["total"] = gradebook_points(d["score"])
         row["max_score"] = gradebook_points(d["max_score"])
-        row["status"] = _status(d)
+        row["status"] = "not gradable" if is_not_gradable(d) else "graded"
+        row["problems"] = _cell("; ".join(d["problems"]))
         rows.append(row)
     return columns, rows
 
@@ -41,14 +42,6 @@ def gradebook_points(x: float) -> str:
     """A score for a gradebook: to the hundredth, without trailing zeros (61.3036 -> 61.3, 99.996 -> 100)."""
     text = f"{round(float(x), 2):.2f}".rstrip("0").rstrip(".")
     return "0" if text in ("", "-0") else text
-
-
-def _status(d: dict[str, Any]) -> str:
-    """'graded', 'not gradable', or 'graded with errors: timeout, exception'."""
-    if is_not_gradable(d):
-        return "not gradable"
-    kinds = sorted({e.get("kind", "?") for e in d["errors"]})
-    return "graded" if not kinds else "graded with errors: " + ", ".join(kinds)
 
 
 def _cell(text: str) -> str:

@@ -9,13 +9,14 @@ from grader.sandbox.session import (
     CallResult,
     CellOutcome,
     Limits,
+    NetworkEntry,
     Param,
     RunLog,
     Sandbox,
     SandboxData,
     Symbol,
 )
-from grader.sandbox.values import Fingerprint, Opaque
+from grader.sandbox.values import Fingerprint, Opaque, Ref
 
-__all__ = ["CallResult", "CellOutcome", "Fingerprint", "Limits", "Opaque", "Param", "RunLog", "Sandbox",
-           "SandboxData", "SandboxFailure", "Symbol", "protections"]
+__all__ = ["CallResult", "CellOutcome", "Fingerprint", "Limits", "NetworkEntry", "Opaque", "Param", "Ref",
+           "RunLog", "Sandbox", "SandboxData", "SandboxFailure", "Symbol", "protections"]

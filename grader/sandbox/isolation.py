@@ -1,10 +1,13 @@
-"""How the child is started: command line, environment, rlimits, namespaces, privilege drop.
+"""How the child is started: which engine, command line, environment, rlimits, namespaces, privilege drop.
 
-As root: `unshare` gives the child fresh PID, network, mount, IPC and UTS namespaces; inside, still root,
-a small sh script hides the grader's files under empty tmpfs mounts (keeping the Python installation and
-the sandbox directory reachable at their own paths), then `setpriv` drops to an unprivileged uid/gid with
-no supplementary groups and no new privileges, and execs `python -I runner.py`. Not as root: the same
-`python -I runner.py` in its own session, with rlimits only; `protections()` says so.
+Engines, best first: "bwrap" (grader/sandbox/bwrap.py: a filesystem view built from nothing, as root or, where
+user namespaces are allowed, without); "namespaces", the fallback as root when bubblewrap is missing or cannot
+run (below: the machine's filesystem with named paths hidden); "none", rlimits only, said plainly.
+
+The "namespaces" engine, as root: `unshare` gives the child fresh PID, network, mount, IPC and UTS
+namespaces; inside, still root, a small sh script hides the grader's files under empty tmpfs mounts (keeping
+the Python installation and the sandbox directory reachable at their own paths), then `setpriv` drops to an
+unprivileged uid/gid with no supplementary groups and no new privileges, and execs `python -I runner.py`.
 """
 
 from __future__ import annotations
@@ -97,10 +100,11 @@ def _outermost(paths: Sequence[Path]) -> list[Path]:
 
 
 def mount_script(hide: Sequence[Path], keep: Sequence[Path], tmp_mb: int, scratch: Path,
-                 user: ChildUser) -> str:
+                 user: ChildUser, outbox: Path | None = None, outbox_mb: int = 0) -> str:
     """The sh script run as root inside the new namespaces: hide `hide`, keep `keep` at their paths.
 
-    The scratch directory becomes a private tmpfs of `tmp_mb` owned by `user` (bounded disk use).
+    The scratch (and outbox) directory becomes a private tmpfs of `tmp_mb` (`outbox_mb`) owned by `user`:
+    bounded, and gone with the namespace.
     """
     hide = [Path(os.path.realpath(p)) for p in hide if os.path.lexists(p)]
     keep = _outermost([Path(os.path.realpath(p)) for p in keep])
@@ -121,6 +125,9 @@ def mount_script(hide: Sequence[Path], keep: Sequence[Path], tmp_mb: int, scratc
     lines += [_hide_command(h, tmp_mb) for h in inner]
     lines.append(f"mount -t tmpfs -o mode=700,uid={user.uid},gid={user.gid},size={tmp_mb}m grader-scratch "
                  f"{q(str(scratch))}")
+    if outbox is not None:
+        lines.append(f"mount -t tmpfs -o mode=700,uid={user.uid},gid={user.gid},size={outbox_mb}m grader-outbox "
+                     f"{q(str(outbox))}")
     lines += [f"umount {q(stage)}", f"mount -t tmpfs -o mode=1777,size={tmp_mb}m grader-shm {q(stage)}"]
     return "\n".join(lines)
 
@@ -165,8 +172,31 @@ def child_env(scratch: Path, data_dir: Path) -> dict[str, str]:
     return env
 
 
-def rlimit_setter(memory_mb: int, file_mb: int, nproc: int | None, strict: bool = True) -> Callable[[], None]:
-    """A preexec function setting the child's rlimits (inherited through unshare and setpriv).
+def choose_engine(require_isolation: bool | None, wanted: str | None = None) -> str:
+    """"bwrap", "namespaces" or "none" (see the module doc); raises SandboxFailure if what is asked cannot run."""
+    from grader.sandbox import bwrap
+
+    if require_isolation is False:
+        return "none"
+    root = is_root()
+    if wanted not in (None, "bwrap", "namespaces"):
+        raise SandboxFailure(f"unknown sandbox engine {wanted!r} (bwrap or namespaces)")
+    status = bwrap.status(root)
+    if wanted in (None, "bwrap") and status.works:
+        return "bwrap"
+    if wanted == "bwrap":
+        raise SandboxFailure(f"the bubblewrap sandbox was asked for but cannot run: {status.reason}")
+    if root:
+        return "namespaces"
+    if require_isolation or wanted == "namespaces":
+        raise SandboxFailure(f"isolation is required but {status.reason} and the grader is not running as root")
+    return "none"
+
+
+def rlimit_setter(memory_mb: int, file_mb: int, nproc: int | None, strict: bool = True,
+                  join: Sequence[int] = ()) -> Callable[[], None]:
+    """A preexec function putting the child in its cgroup(s) (`join`: open cgroup.procs files) and setting its
+    rlimits (inherited through bwrap, unshare and setpriv).
 
     Not strict (no isolation anyway, e.g. macOS refusing RLIMIT_AS): a limit the OS refuses is skipped.
     """
@@ -176,6 +206,8 @@ def rlimit_setter(memory_mb: int, file_mb: int, nproc: int | None, strict: bool 
         limits.append((resource.RLIMIT_NPROC, nproc))
 
     def apply() -> None:
+        for fd in join:
+            os.write(fd, str(os.getpid()).encode())
         for which, value in limits:
             try:
                 resource.setrlimit(which, (value, value))
@@ -203,26 +235,97 @@ def processes_of_current_user() -> int:
 
 
 def protections(memory_mb: int = 2048, file_mb: int = 64, nproc: int = 64,
-                require_isolation: bool | None = None) -> tuple[str, ...]:
-    """What a sandbox started now would enforce (Sandbox.protections reports the verified ones)."""
-    limits = (f"rlimits: address space {memory_mb} MB, file size {file_mb} MB, {nproc} processes, "
-              "no core dumps; one BLAS/OpenMP thread; stdin is /dev/null; output captured and bounded")
-    isolate = is_root() if require_isolation is None else require_isolation
-    if not isolate:
-        return (limits, "own session and process group: a time-out kills the group (SIGKILL)",
-                "NOT isolated (not running as root): the child runs as this user, has the network, can read "
-                "this user's files, and a grandchild that calls setsid() can outlive a time-out")
+                require_isolation: bool | None = None, *, engine: str | None = None, cgroup: str | None = None,
+                per_process_mb: int | None = None, processes: int | None = None, outbox_mb: int = 64,
+                line_mb: int = 16) -> tuple[str, ...]:
+    """What a sandbox started now would enforce (Sandbox.protections reports the verified ones).
+
+    With `engine` given (a started sandbox) the rest describes it; without, what this machine offers now.
+    """
+    from grader.sandbox import bwrap, cgroups
+
+    if engine is None:
+        try:
+            engine = choose_engine(require_isolation)
+        except SandboxFailure as exc:
+            return (f"UNAVAILABLE: {exc}; grading would fail closed",)
+        if engine != "none":
+            cgroup = cgroups.available()
+    if cgroup is None:
+        processes = processes or max(1, min(nproc, memory_mb // 1024))
+        per_process_mb = per_process_mb or memory_mb // processes
+    reads = (f"the grader reads at most {line_mb} MB per answer line and {outbox_mb} MB per request "
+             "(answer and arrays together), each size checked before reading")
+    if engine == "none":
+        return (f"rlimits: address space {memory_mb} MB, file size {file_mb} MB, {nproc} processes, no core "
+                "dumps; one BLAS/OpenMP thread; stdin is /dev/null; output captured and bounded", reads,
+                "own session and process group: a time-out kills the group (SIGKILL)",
+                "NOT isolated (" + ("bubblewrap cannot run here and the grader is not root" if not is_root()
+                                    else "isolation switched off") + "): the child runs as this user, has "
+                "the network, can read this user's files, writes to the disk, and a grandchild that calls "
+                "setsid() can outlive a time-out")
+    if cgroup is not None:
+        limits = (f"whole-sandbox limits ({cgroup}): {memory_mb} MB of memory and {nproc} processes for all the "
+                  f"child's processes together; per process: address space {memory_mb} MB, file size "
+                  f"{file_mb} MB, no core dumps; one BLAS/OpenMP thread; stdin is /dev/null; output bounded")
+    else:
+        limits = (f"no cgroup here ({cgroups.why_unavailable()}): at most {processes} process(es) of "
+                  f"{per_process_mb} MB address space each, so {processes * per_process_mb} MB in all; file "
+                  f"size {file_mb} MB, no core dumps; one BLAS/OpenMP thread; stdin is /dev/null; output bounded")
+    common = ("fresh PID namespace: the grader's processes are invisible; a time-out kills every process the "
+              "submission started, setsid() grandchildren included",
+              "fresh network namespace: no network" + (", and no unix socket of the machine is reachable (none "
+                                                         "is in its filesystem)" if engine == "bwrap" else ""))
+    if engine == "bwrap":
+        who = ("child runs as its own unprivileged uid (no account), no supplementary groups, no capabilities, "
+               "no new privileges" if is_root() else
+               "child runs as the grader's own uid inside a user namespace (no root here), no capabilities")
+        return (limits, reads, who, *common,
+                "filesystem built from nothing (bubblewrap): read-only /usr, the interpreter and only the "
+                "packages a student may import (" + ", ".join(bwrap.STUDENT_DISTRIBUTIONS) + " and their "
+                "requirements), the runner, shims and data; nothing else of the machine (no /srv, /home, /root, "
+                "/work, /etc beyond the loader cache)",
+                f"the child writes only to fresh tmpfs ({file_mb} MB each for /tmp, /dev/shm and its working "
+                f"folder, {outbox_mb} MB for its answers, 1 MB for /run and /var/tmp), all gone when it ends, "
+                "even after a kill",
+                "no user namespaces can be created inside the sandbox")
     missing = [name for name, path in isolation_tools().items() if path is None]
     if missing:
         return (limits, f"UNAVAILABLE: isolation needs {', '.join(missing)}; grading would fail closed")
-    return (limits,
+    return (limits, reads,
             "child runs as its own unprivileged uid (no account), no supplementary groups, no capabilities, "
-            "no new privileges",
-            "fresh PID namespace: the grader's processes are invisible; a time-out kills every process the "
-            "submission started, setsid() grandchildren included",
-            "fresh network namespace: no network",
-            "private mount namespace: the grader's source, /root, /home, /tmp and named paths are hidden; "
-            "the child writes only its own scratch directory")
+            "no new privileges", *common,
+            "private mount namespace (fallback: bubblewrap cannot run here): the grader's source, /root, /home, "
+            "/tmp and named paths are hidden; the child writes only tmpfs (its scratch and answer folders, "
+            "/tmp), gone when it ends",
+            "NOT blocked here (no bubblewrap): the rest of the machine's filesystem is readable where its "
+            "permissions allow, world-writable places such as /run/lock and /dev/shm are shared, and user "
+            "namespaces can be created")
+
+
+ENGINE_NAMES = {"bwrap": "bubblewrap: a filesystem built from nothing, own namespaces, no user namespaces",
+                "namespaces": "fallback: own namespaces, the machine's filesystem with named paths hidden",
+                "none": "none: rlimits only, the child runs as this user"}
+
+
+def lacking() -> list[str]:
+    """What this machine lacks for the full protection, in plain words (empty: nothing)."""
+    from grader.sandbox import bwrap, cgroups
+
+    root, status = is_root(), bwrap.status(is_root())
+    missing = []
+    if not status.works:
+        where = ("the child would see the machine's filesystem except the paths the grader hides, share "
+                 "/run/lock and /dev/shm, and could create user namespaces" if root else
+                 "and the grader is not root: the child would not be isolated at all")
+        missing.append(f"bubblewrap ({status.reason}; Debian package bubblewrap): {where}")
+    elif not root:
+        missing.append("root: the child runs as your own uid inside its user namespace, not as a fresh uid of "
+                       "its own (it still sees only what it is given)")
+    if (root or status.works) and cgroups.available() is None:
+        missing.append(f"a cgroup ({cgroups.why_unavailable()}): memory is bounded as processes x address space "
+                       "per process, not for the whole sandbox")
+    return missing
 
 
 def hidden_allowances(hide: Sequence[Path], keep: Sequence[Path]) -> dict[str, list[str]]:

@@ -16,6 +16,7 @@ import linecache
 import math
 import os
 import random
+import resource
 import shutil
 import signal
 import socket
@@ -84,6 +85,7 @@ class Exchange:
 
     def __init__(self, inbox, outbox, max_array_bytes=256 * 2**20):
         self.inbox, self.outbox, self.count, self.max_array_bytes = inbox, outbox, 0, max_array_bytes
+        self.resolver = None  # while decoding a call's arguments: reads {"$": "ref"} nodes
 
     def encode(self, value, fingerprints=False, depth=0, seen=None):
         seen = set() if seen is None else seen
@@ -147,6 +149,8 @@ class Exchange:
         if tag == "ndarray":
             name = os.path.basename(node["file"])
             return _load(os.path.join(self.inbox, name), allow_pickle=False)
+        if tag == "ref" and self.resolver is not None:
+            return self.resolver(node)
         raise ValueError(f"unknown value tag {tag!r}")
 
 
@@ -198,9 +202,12 @@ def error_of(exc):
     return {"kind": kind, "message": message[:2000], "traceback": student_traceback(exc)}
 
 
-NETWORK_MATRICES = ({784, 32}, {32}, {32, 10})  # the dimensions of W1, W2, W3 in either orientation
+NETWORK_MATRICES = ((784, 32), (32, 784), (32, 32), (32, 10), (10, 32))  # W1, W2, W3 in either orientation
 NETWORK_BIASES = (32, 32, 10)
-MAX_HOLDER_SIZE = 200_000  # elements; a global this large holds data, not the network
+MAX_CONTAINER = 64  # a list or dict longer than this holds data, not the network
+WALK_DEPTH = 6  # globals -> objects -> attributes -> ...: deep enough for layers of objects in dicts
+MAX_NODES = 20_000  # a walk visits at most this many values
+MAX_PATHS = 8  # ways to reach one array that are remembered
 
 
 def statements_of(source, filename):
@@ -213,122 +220,305 @@ def statements_of(source, filename):
         return None
 
 
-def network_holders(ns):
-    """The globals that together hold the whole network's arrays (three matrices, three biases), or ()."""
-    holders, matrices, biases = [], [], []
-    for name, value in ns.items():
-        if name.startswith("_") or isinstance(value, (types.ModuleType, types.FunctionType, type)):
-            continue
-        arrays = arrays_in(value)
-        if not arrays or sum(a.size for a in arrays) > MAX_HOLDER_SIZE:
-            continue
-        found = [a for a in arrays if a.ndim == 2 and set(a.shape) in NETWORK_MATRICES]
-        found_b = [a for a in arrays if a.size in NETWORK_BIASES and max(a.shape, default=0) == a.size]
-        if found or found_b:
-            holders.append(name)
-            matrices += [frozenset(a.shape) for a in found]
-            biases += [a.size for a in found_b]
-    complete = all(m in matrices for m in map(frozenset, NETWORK_MATRICES))
-    enough = all(biases.count(n) >= NETWORK_BIASES.count(n) for n in set(NETWORK_BIASES))
-    return tuple(holders) if complete and enough else ()
-
-
 def is_array_sequence(value):
     """A 1-d object ndarray holding arrays: how some students keep layers of different shapes."""
     return (isinstance(value, np.ndarray) and value.dtype == object and value.ndim == 1 and value.size <= 64
             and all(isinstance(v, np.ndarray) for v in value))
 
 
-def assign_global(ns, name, value):
-    """Set a global, keeping the identity of the list, dict or object array it replaces where the shape allows,
-    since the student's own objects may share it (`net.W is weights`, `def f(..., weights=weights)`)."""
-    old = ns.get(name)
-    if type(old) is list and type(value) is list and len(old) == len(value):
-        old[:] = value
-    elif type(old) is dict and type(value) is dict and list(old) == list(value):
-        old.update(value)
-    elif is_array_sequence(old) and isinstance(value, list) and len(old) == len(value):
-        for i, item in enumerate(value):
-            old[i] = item
-    else:
-        ns[name] = value
+def is_network_array(value):
+    """A numeric array shaped like one of the network's weight matrices or bias vectors."""
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu" or value.ndim not in (1, 2):
+        return False
+    if value.ndim == 2 and value.shape in NETWORK_MATRICES:
+        return True
+    return value.size in (32, 10) and max(value.shape) == value.size
 
 
-def arrays_in(value, depth=0):
-    """The numeric arrays inside a list/tuple/dict tree (np.matrix and object arrays of arrays included)."""
-    if is_array_sequence(value) and depth < 4:
-        return [a for v in value for a in arrays_in(v, depth + 1)]
+def _is_students(value):
+    """Defined by the submission (its module is __main__), not by a library."""
+    return getattr(value, "__module__", None) == "__main__"
+
+
+def _children(value):
+    """(step, child) pairs of a value the walk looks inside; steps are how `resolve` gets back there."""
     if isinstance(value, np.ndarray):
-        return [value] if value.dtype.kind in NUMERIC_KINDS else []
-    if depth < 4 and isinstance(value, (list, tuple)):
-        return [a for v in value for a in arrays_in(v, depth + 1)]
-    if depth < 4 and isinstance(value, dict):
-        return [a for v in value.values() for a in arrays_in(v, depth + 1)]
-    return []
+        return [(("i", i), v) for i, v in enumerate(value)] if is_array_sequence(value) else []
+    if isinstance(value, (list, tuple)):
+        return [(("i", i), v) for i, v in enumerate(value)] if len(value) <= MAX_CONTAINER else []
+    if isinstance(value, dict):
+        return [(("k", k), v) for k, v in list(value.items())] if len(value) <= MAX_CONTAINER else []
+    if isinstance(value, types.FunctionType):
+        if not _is_students(value):
+            return []
+        found = [(("d", i), v) for i, v in enumerate(value.__defaults__ or ())]
+        found += [(("kd", k), v) for k, v in (value.__kwdefaults__ or {}).items()]
+        for i, cell in enumerate(value.__closure__ or ()):
+            try:
+                found.append((("c", i), cell.cell_contents))
+            except ValueError:  # an empty cell
+                pass
+        return found
+    if isinstance(value, types.MethodType):
+        return [(("self", None), value.__self__)]
+    if isinstance(value, type):
+        if not _is_students(value):
+            return []
+        return [(("a", k), v) for k, v in list(vars(value).items()) if not k.startswith("__")]
+    if isinstance(value, types.ModuleType) or not _is_students(type(value)) and not isinstance(
+            value, types.SimpleNamespace):
+        return []
+    try:
+        attributes = dict(vars(value))
+    except TypeError:  # __slots__
+        attributes = {k: getattr(value, k) for k in getattr(type(value), "__slots__", ()) if hasattr(value, k)}
+    return [(("a", k), v) for k, v in attributes.items() if isinstance(k, str)]
 
 
-def holds_network(weights, biases):
-    """True once weights holds three matrices and biases three arrays: the initialisation is complete.
+def network_arrays(ns):
+    """Every network-shaped array reachable from the globals, by identity: [(array, [path, ...])] in the order
+    first found. A path is a tuple of steps starting with ("g", name)."""
+    found, budget = {}, [MAX_NODES]
 
-    Checked after every statement, so that `weights = []` followed by appends in a loop is recorded
-    when the loop has finished, not while the lists are still empty.
+    def walk(value, path, route):
+        budget[0] -= 1
+        if budget[0] < 0 or len(path) > WALK_DEPTH:
+            return
+        if is_network_array(value):
+            paths = found.setdefault(id(value), (value, []))[1]
+            if len(paths) < MAX_PATHS:
+                paths.append(path)
+            return
+        if id(value) in route or isinstance(value, (str, bytes, int, float, complex, bool)) or value is None:
+            return
+        try:
+            children = _children(value)
+        except Exception:  # a student's __getattr__ or property may raise anything
+            return
+        route = route | {id(value)}
+        for step, child in children:
+            walk(child, path + (step,), route)
+
+    for name, value in list(ns.items()):
+        if not name.startswith("__") and not isinstance(value, types.ModuleType):
+            walk(value, (("g", name),), frozenset())
+    return list(found.values())
+
+
+def is_complete_network(arrays):
+    """True when the arrays include the three weight matrices and the three biases of 784-32-32-10."""
+    shapes = [a.shape for a in arrays]
+    matrices = [frozenset(s) for s in shapes if len(s) == 2 and min(s) > 1]
+    biases = [max(s) for s in shapes if min(s, default=0) <= 1 or len(s) == 1]
+    return (all(m in matrices for m in (frozenset((784, 32)), frozenset((32,)), frozenset((32, 10))))
+            and biases.count(32) >= 2 and biases.count(10) >= 1)
+
+
+def resolve(ns, path):
+    """The value at a path (raises LookupError, AttributeError, IndexError, ... when it is gone)."""
+    value = ns[path[0][1]]
+    for kind, key in path[1:]:
+        if kind in ("i", "k"):
+            value = value[key]
+        elif kind == "a":
+            value = getattr(value, key)
+        elif kind == "d":
+            value = value.__defaults__[key]
+        elif kind == "kd":
+            value = value.__kwdefaults__[key]
+        elif kind == "c":
+            value = value.__closure__[key].cell_contents
+        else:
+            value = value.__self__
+    return value
+
+
+def assign(ns, path, new):
+    """Put `new` at a path, rebuilding a tuple on the way if one holds it; False if that is impossible."""
+    if len(path) == 1:
+        ns[path[0][1]] = new
+        return True
+    parent = resolve(ns, path[:-1])
+    kind, key = path[-1]
+    if kind in ("i", "d") and isinstance(parent, tuple) or kind == "d":
+        items = list(parent.__defaults__ if kind == "d" else parent)
+        items[key] = new
+        if kind == "d":
+            parent.__defaults__ = tuple(items)
+            return True
+        return assign(ns, path[:-1], type(parent)(items) if type(parent) is tuple else tuple(items))
+    if kind in ("i", "k"):
+        parent[key] = new
+    elif kind == "a":
+        setattr(parent, key, new)
+    elif kind == "kd":
+        parent.__kwdefaults__[key] = new
+    elif kind == "c":
+        parent.__closure__[key].cell_contents = new
+    else:
+        return False
+    return True
+
+
+def path_key(path):
+    """A path for the grader: [global, key, ...], attributes and keys as they are (str/int), else their repr."""
+    keys = []
+    for kind, key in path:
+        if kind in ("d", "kd", "c", "self"):
+            keys.append({"d": "__defaults__", "kd": "__kwdefaults__", "c": "__closure__", "self": "__self__"}[kind])
+            if key is not None:
+                keys.append(key if isinstance(key, (int, str)) else repr(key))
+        else:
+            keys.append(key if isinstance(key, (int, str)) and not isinstance(key, bool) else repr(key))
+    return keys
+
+
+def path_text(path):
+    """("g", "layers"), ("i", 0), ("a", "W") -> "layers[0].W"."""
+    text = ""
+    for kind, key in path:
+        if kind == "g":
+            text = key
+        elif kind in ("i", "k"):
+            text += f"[{key!r}]"
+        elif kind == "a":
+            text += f".{key}"
+        elif kind == "d":
+            text += f".__defaults__[{key}]"
+        elif kind == "kd":
+            text += f".__kwdefaults__[{key!r}]"
+        elif kind == "c":
+            text += f".__closure__[{key}]"
+        else:
+            text += ".__self__"
+    return text
+
+
+class NetworkMap:
+    """The student's own network arrays, found by identity; the grader writes into them in place.
+
+    Each entry is one array the network holds (W1, b2, ...), with every path that reaches it. Values are set
+    with `arr[...] = value` into every object found at those paths, so that any alias (a list built from
+    layer objects, a default argument, a closure) sees them; a path is rebound only where it holds something
+    that cannot take the value. After a call, an entry whose path now holds a new object was rebound by the
+    student's code (`W = W - lr * g`): that object is the update.
     """
-    matrices = [a for a in arrays_in(weights) if a.ndim == 2 and min(a.shape) > 1]
-    return len(matrices) >= 3 and len(arrays_in(biases)) >= 3
 
+    def __init__(self, arrays):
+        self.entries = [{"paths": list(paths), "objects": [array]} for array, paths in arrays]
+        self.written = {}  # index -> ids of the objects the grader last wrote into
 
-def find_aliases(ns, holders):
-    """Globals that are the very arrays in weights/biases (`weights = [W1, W2, W3]`): name -> (holder, key)."""
-    aliases = {}
-    for holder in holders:
-        container = ns.get(holder)
-        sequence = isinstance(container, (list, tuple)) or is_array_sequence(container)
-        items = container.items() if isinstance(container, dict) else (enumerate(container) if sequence else ())
-        for key, item in items:
-            if not isinstance(item, np.ndarray):
+    def merge(self, arrays):
+        """Add the paths and arrays of a later walk: same object, or found at a known path (rebound)."""
+        by_id = {id(a): (a, paths) for a, paths in arrays}
+        for entry in self.entries:
+            for obj in list(entry["objects"]):
+                if id(obj) in by_id:
+                    self._extend(entry, *by_id.pop(id(obj)))
+        for entry in self.entries:
+            for array, paths in list(by_id.values()):
+                if any(p in entry["paths"] for p in paths):
+                    self._extend(entry, array, paths)
+                    by_id.pop(id(array))
+        self.entries += [{"paths": list(paths), "objects": [a]} for a, paths in by_id.values()]
+
+    @staticmethod
+    def _extend(entry, array, paths):
+        room = MAX_PATHS - len(entry["paths"])
+        entry["paths"] += [p for p in paths if p not in entry["paths"]][:max(room, 0)]
+        if all(o is not array for o in entry["objects"]):
+            entry["objects"] = entry["objects"][:1] + entry["objects"][1:][-2:] + [array]
+
+    def current(self, ns, index):
+        """The objects now at the entry's paths (first path first), then those it held before."""
+        found = []
+        for path in self.entries[index]["paths"]:
+            try:
+                obj = resolve(ns, path)
+            except Exception:
                 continue
-            for name, value in ns.items():
-                if value is item and name not in holders and not name.startswith("_"):
-                    aliases[name] = (holder, key)
-    return aliases
+            if all(obj is not o for o in found):
+                found.append(obj)
+        return found
+
+    def describe(self, ns, encode):
+        """[{index, paths, texts, value}] for the grader: each entry's current value, encoded."""
+        described = []
+        for i, entry in enumerate(self.entries):
+            now = self.current(ns, i) or entry["objects"][:1]
+            described.append({"index": i, "paths": [path_key(p) for p in entry["paths"]],
+                              "texts": [path_text(p) for p in entry["paths"]], "value": encode(now[0])})
+        return described
+
+    def write(self, ns, index, value):
+        """Write the grader's value into the student's own arrays for entry `index`, in place."""
+        entry, written = self.entries[index], []
+        for obj in self.current(ns, index) + entry["objects"]:
+            if any(obj is w for w in written):
+                continue
+            if isinstance(obj, np.ndarray) and obj.shape == value.shape and obj.dtype.kind in "fc":
+                if not obj.flags.writeable:
+                    try:
+                        obj.setflags(write=True)
+                    except ValueError:
+                        continue
+                obj[...] = value
+                written.append(obj)
+        for path in entry["paths"]:  # a path holding something else (a rebound list, a wrong shape): rebind it
+            try:
+                obj = resolve(ns, path)
+            except Exception:
+                continue
+            if all(obj is not w for w in written):
+                fresh = np.array(value)
+                if assign(ns, path, fresh):
+                    written.append(fresh)
+        entry["objects"] = [o for o in entry["objects"] if any(o is w for w in written)] or entry["objects"]
+        self.written[index] = written
+
+    def read(self, ns, index):
+        """(value after a call, texts of the paths the student rebound) for entry `index`."""
+        written = self.written.get(index, ())
+        rebound, value = [], None
+        for path in self.entries[index]["paths"]:
+            try:
+                obj = resolve(ns, path)
+            except Exception:
+                continue
+            if all(obj is not w for w in written):
+                rebound.append(path_text(path))
+                value = obj if value is None else value
+        if value is None:
+            now = self.current(ns, index)
+            value = now[0] if now else (written[0] if written else self.entries[index]["objects"][0])
+        return value, rebound
+
+
+def sample_key(value):
+    """[sum, sum of squares, index of the first non-zero] of a sample, enough to tell the grader's samples
+    apart; None if it is not an array of numbers."""
+    try:
+        flat = np.asarray(value).reshape(-1)
+        if flat.dtype.kind not in "biuf" or flat.size > 10_000:
+            return None
+        nonzero = np.flatnonzero(flat)
+        flat = flat.astype(np.float64)
+        return [float(flat.sum()), float(flat @ flat), int(nonzero[0]) if nonzero.size else -1]
+    except Exception:
+        return None
 
 
 def names_used_by_functions(ns):
     """Every global name the student's functions mention (a leftover loop variable is not an alias)."""
-    names, stack = set(), [v.__code__ for v in ns.values() if isinstance(v, types.FunctionType)]
+    functions = [v for v in ns.values() if isinstance(v, types.FunctionType)]
+    functions += [f for v in ns.values() if isinstance(v, type) and _is_students(v)
+                  for f in vars(v).values() if isinstance(f, types.FunctionType)]
+    names, stack = set(), [f.__code__ for f in functions]
     while stack:
         code = stack.pop()
         names.update(code.co_names)
         stack.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
     return names
-
-
-def bind_aliases(ns, aliases, set_globals):
-    """After the grader sets weights/biases, point their aliases at the new arrays: {alias: array bound}."""
-    bound = {}
-    for alias, (holder, key) in aliases.items():
-        if holder in set_globals:
-            try:
-                ns[alias] = bound[alias] = ns[holder][key]
-            except (KeyError, IndexError, TypeError):
-                pass
-    return bound
-
-
-def sync_rebound_aliases(ns, aliases, bound):
-    """A student who rebinds an alias (`W1 = W1 - lr * g`) updated the network: put it back in its holder."""
-    for alias, array in bound.items():
-        holder, key = aliases[alias]
-        container = ns.get(holder)
-        try:
-            still_there = container[key] is array
-        except (KeyError, IndexError, TypeError):
-            continue
-        if still_there and ns.get(alias) is not array:
-            if isinstance(container, tuple):
-                ns[holder] = tuple(ns[alias] if i == key else v for i, v in enumerate(container))
-            else:
-                container[key] = ns[alias]
 
 
 class Runner:
@@ -341,10 +531,7 @@ class Runner:
         self.ns = {"__name__": "__main__", "__builtins__": builtins}
         self.lines = {}
         self.snapshotted = not config.get("snapshot", True)
-        self.initialised = False  # weights and biases hold the whole network
-        self.holders_recorded = False  # the network, complete under other names, was recorded
-        self.alias_candidates = {}  # global name -> (holder, key): the same array as weights[key] at init
-        self.aliases = {}  # those of them that the student's functions use
+        self.network = None  # NetworkMap: the network's arrays, from the first statement after which it is complete
         self.pid = os.getpid()
 
     def guarded(self, thunk):
@@ -388,25 +575,35 @@ class Runner:
         _, error, (out, out_dropped), (err, err_dropped) = self.guarded(run)
         answer.update(error=error, stdout=out, stdout_dropped=out_dropped, stderr=err, stderr_dropped=err_dropped)
         self.note_initialisation(answer)
-        if self.alias_candidates:  # kept only for names the functions (defined so far) use
-            used = names_used_by_functions(self.ns)
-            self.aliases = {a: place for a, place in self.alias_candidates.items() if a in used}
-            answer["aliases"] = {alias: [holder, repr(key)] for alias, (holder, key) in self.aliases.items()}
         return answer
 
     def note_initialisation(self, answer):
-        """Record weights/biases (or the network under other names) the first time they are complete."""
-        if not self.initialised and holds_network(self.ns.get("weights"), self.ns.get("biases")):
-            self.initialised = True  # also on a replay after a restart, where no snapshot is wanted
-            self.alias_candidates = find_aliases(self.ns, ("weights", "biases"))
-            if not self.snapshotted:
-                self.snapshotted = True
-                answer["snapshot"] = {n: self.exchange.encode(self.ns[n]) for n in ("weights", "biases")}
-        elif not self.snapshotted and not self.holders_recorded:
-            holders = network_holders(self.ns)  # layers kept under other names: params, layers, W1..b3
-            if holders:  # used by the grader only if weights/biases never come to hold the network
-                self.holders_recorded = True
-                answer["holders_snapshot"] = {n: self.exchange.encode(self.ns[n]) for n in holders}
+        """Find the network's arrays the first time they are all there, and send their values then (Q1);
+        after that, follow them: new names for the same arrays, and arrays rebound at the same names."""
+        try:
+            arrays = network_arrays(self.ns)
+        except Exception:  # a student's object may break the walk; try again after the next statement
+            return
+        if self.network is not None:
+            self.network.merge(arrays)
+            return
+        if not is_complete_network([a for a, _ in arrays]):
+            return
+        self.network = NetworkMap(arrays)  # also on a replay after a restart, where no snapshot is wanted
+        if not self.snapshotted:
+            self.snapshotted = True
+            answer["snapshot"] = self.network.describe(self.ns, self.exchange.encode)
+
+    def op_network(self, req):
+        """The network's arrays now (the ones found at the initialisation, and any found since), with paths,
+        and the global names the student's functions use."""
+        arrays = network_arrays(self.ns)
+        if self.network is None:
+            self.network = NetworkMap(arrays)
+        else:
+            self.network.merge(arrays)
+        return {"entries": self.network.describe(self.ns, self.exchange.encode),
+                "used_names": sorted(n for n in names_used_by_functions(self.ns) if isinstance(n, str))}
 
     def op_namespace(self, req):
         return {"symbols": {name: describe(value) for name, value in list(self.ns.items())
@@ -417,18 +614,24 @@ class Runner:
 
     def op_call(self, req):
         name = req["function"]
-        args = list(self.exchange.decode(req.get("args", [])))
-        kwargs = self.exchange.decode(req.get("kwargs", {"$": "dict", "items": []}))
         set_globals = self.exchange.decode(req.get("set_globals", {"$": "dict", "items": []}))
         for global_name, value in set_globals.items():
-            assign_global(self.ns, global_name, value)
-        bound = bind_aliases(self.ns, self.aliases, set_globals)
+            self.ns[global_name] = value
+        set_params = self.exchange.decode(req.get("set_params", {"$": "dict", "items": []}))
+        for index, value in set_params.items():
+            self.network.write(self.ns, int(index), value)
+        self.exchange.resolver = self.resolve_reference  # arguments may be the student's own objects
+        try:
+            args = list(self.exchange.decode(req.get("args", [])))
+            kwargs = self.exchange.decode(req.get("kwargs", {"$": "dict", "items": []}))
+        finally:
+            self.exchange.resolver = None
         function = self.ns.get(name)
         recorded, originals = [], {}
         for target in req.get("record", []):
             if callable(self.ns.get(target)):
                 originals[target] = self.ns[target]
-                self.ns[target] = self.recorder(target, originals[target], recorded)
+                self.ns[target] = self.recorder(target, originals[target], recorded, bool(req.get("compact")))
 
         def call():
             if not callable(function):
@@ -439,22 +642,43 @@ class Runner:
             value, error, (out, out_dropped), (err, err_dropped) = self.guarded(call)
         finally:
             self.ns.update(originals)
-        sync_rebound_aliases(self.ns, self.aliases, bound)
         answer = {"error": error, "stdout": out, "stdout_dropped": out_dropped, "stderr": err,
                   "stderr_dropped": err_dropped, "recorded": recorded,
                   "globals": {n: self.exchange.encode(self.ns[n]) for n in req.get("get_globals", [])
                               if n in self.ns}}
         answer["value"] = None if error else self.exchange.encode(value)
-        answer["args_after"] = self.exchange.encode(args) if req.get("return_args") else None
+        answer["params"] = {}
+        for index in req.get("get_params", []):
+            after, rebound = self.network.read(self.ns, int(index))
+            answer["params"][str(int(index))] = {"value": self.exchange.encode(after), "rebound": rebound}
         return answer
 
-    def recorder(self, name, original, log):
+    def resolve_reference(self, node):
+        """{"$": "ref", "global": name} -> the student's global; {"$": "ref", "entry": i} -> the network's array."""
+        if "global" in node:
+            return self.ns[node["global"]]
+        now = self.network.current(self.ns, int(node["entry"]))
+        return now[0] if now else self.network.entries[int(node["entry"])]["objects"][0]
+
+    def recorder(self, name, original, log, compact=False):
+        """A stand-in for the student's step that logs each call, then runs the step. `compact`: log only the
+        sample's [sum, sum of squares, first non-zero index] and run the real step only once, returning its
+        first result after that, so that a loop over 60,000 samples costs little more than its bookkeeping."""
         try:
             signature = inspect.signature(original)
         except (TypeError, ValueError):
             signature = None
+        first = []
 
         def record(*args, **kwargs):
+            if compact:
+                log.append(sample_key(args[0] if args else next(iter(kwargs.values()), None)))
+                if not first:
+                    try:
+                        first.append(original(*args, **kwargs))
+                    except Exception:
+                        first.append(None)
+                return first[0]
             try:
                 bound = signature.bind(*args, **kwargs)
                 bound.apply_defaults()
@@ -571,7 +795,15 @@ def _display(*objects, **kwargs):
 
 
 def _offer_mnist_file(folder):
-    """The grader's images as ./mnist.npz too (keras' layout), for a student who np.load()s the file directly."""
+    """The grader's images as ./mnist.npz too (keras' layout), for a student who np.load()s the file directly:
+    a link to the read-only file the grader made, whatever its size (a copy would fill the working folder)."""
+    made = os.path.join(folder, "mnist.npz")
+    if os.path.isfile(made):
+        try:
+            os.symlink(made, "mnist.npz")
+            return
+        except OSError:
+            pass
     try:
         arrays = {n: np.load(os.path.join(folder, f"{n}.npy"), allow_pickle=False)
                   for n in ("x_train", "y_train", "x_test", "y_test")}
@@ -618,7 +850,53 @@ def probe(config):
         report["network_route"] = True
     except OSError:
         report["network_route"] = False
+    report["userns_blocked"] = _user_namespace_blocked()
+    report["pids"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+    report["root_entries"] = _listing("/")
+    report["etc_entries"] = _listing("/etc") if os.path.isdir("/etc") else []
+    report["mounts"] = _writable_mounts()
+    info = os.stat(config["outbox"])
+    report["outbox_id"] = [info.st_dev, info.st_ino]
     return report
+
+
+def _listing(path):
+    try:
+        return sorted(os.listdir(path))
+    except OSError as exc:
+        return [f"<{path} unreadable: {exc.strerror}>"]
+
+
+def _user_namespace_blocked():
+    """True if a user namespace cannot be made here (tried in a single-threaded fork, as unshare needs)."""
+    import ctypes
+
+    pid = os.fork()
+    if pid == 0:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            os._exit(0 if libc.unshare(0x10000000) == 0 else 1)  # CLONE_NEWUSER
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 1
+
+
+def _writable_mounts():
+    """[mount point, type, mount options, superblock options] of every read-write mount this process sees."""
+    found = []
+    try:
+        with open("/proc/self/mountinfo") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        if len(fields) >= 6 and len(tail) >= 3 and "rw" in fields[5].split(","):
+            point = fields[4].encode().decode("unicode_escape")
+            found.append([point, tail[0], fields[5], tail[2]])
+    return found
 
 
 def _visible(path, allowed):
@@ -635,7 +913,11 @@ def main():
     config = json.loads(sys.argv[1])
     requests = os.fdopen(config["request_fd"], "rb")
     answers = config["answer_fd"]
-    send(answers, {"id": "hello", "probe": probe(config)})
+    report = probe(config)
+    if config.get("nproc"):  # after the probe's own fork; counted in the sandbox's user namespace: its processes
+        resource.setrlimit(resource.RLIMIT_NPROC, (config["nproc"], config["nproc"]))
+    report["nproc"] = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+    send(answers, {"id": "hello", "probe": report})
     prepare_environment(config)
     Runner(config).serve(requests, answers)
     sys.stdout.flush()

@@ -51,6 +51,14 @@ class Fingerprint:
                 and math.isclose(float((magnitude * magnitude).sum()), self.sum_sq, rel_tol=rtol, abs_tol=1e-12))
 
 
+@dataclass(frozen=True)
+class Ref:
+    """An argument that is the student's own object in the child: a global, or a network entry's array."""
+
+    global_name: str | None = None
+    entry: int | None = None
+
+
 class ArrayWriter:
     """Encodes trusted (grader) value trees to JSON nodes, writing arrays into a directory the child reads."""
 
@@ -70,6 +78,9 @@ class ArrayWriter:
             return value if math.isfinite(value) else {"$": "float", "v": repr(value)}
         if isinstance(value, (np.ndarray, np.complexfloating)):
             return self._array(np.asarray(value))
+        if isinstance(value, Ref):
+            return {"$": "ref", "global": value.global_name} if value.entry is None else {
+                "$": "ref", "entry": int(value.entry)}
         if isinstance(value, list):
             return [self.encode(v) for v in value]
         if isinstance(value, tuple):
@@ -100,11 +111,30 @@ class ArrayWriter:
         self.written.clear()
 
 
-class ArrayReader:
-    """Decodes JSON nodes from the child; arrays read from a directory the child writes, then deleted."""
+class ReadBudget:
+    """What one request may still read back (bytes): its answer line and arrays together share one total."""
 
-    def __init__(self, dir_fd: int, max_bytes: int, max_depth: int = 64):
+    def __init__(self, total: int):
+        self.total, self.left, self.refused = total, total, 0
+
+    def take(self, size: int) -> bool:
+        """True (and counted) if `size` more bytes fit; else False, and the refusal is remembered."""
+        if size > self.left:
+            self.refused += 1
+            return False
+        self.left -= size
+        return True
+
+
+class ArrayReader:
+    """Decodes JSON nodes from the child; arrays read from a directory the child writes, then deleted.
+
+    Every array's size is checked against `max_bytes` and against the request's `budget` before it is read.
+    """
+
+    def __init__(self, dir_fd: int, max_bytes: int, max_depth: int = 64, budget: ReadBudget | None = None):
         self.dir_fd, self.max_bytes, self.max_depth = dir_fd, max_bytes, max_depth
+        self.budget = budget if budget is not None else ReadBudget(1 << 62)
 
     def decode(self, node: Any, depth: int = 0) -> Any:
         """JSON node -> value tree (arrays as np.ndarray), Opaque for anything malformed or refused."""
@@ -181,6 +211,9 @@ class ArrayReader:
         nbytes = math.prod(shape) * dtype.itemsize
         if nbytes > self.max_bytes or nbytes != info.st_size - f.tell():
             return Opaque("numpy.ndarray", "refused: array header does not match its file or is too large")
+        if not self.budget.take(nbytes):
+            return Opaque("numpy.ndarray", f"refused: the values sent back for one request exceed the grader's "
+                                           f"limit of {self.budget.total / 2**20:g} MB")
         f.seek(0)
         try:
             return np.load(f, allow_pickle=False)

@@ -1,4 +1,5 @@
-"""grader/signatures.py: the handout's parameters mapped onto students' signatures; their return values."""
+"""grader/adapt/calls.py and returns.py: the handout's parameters mapped onto students' signatures; what their
+forward passes return."""
 
 from __future__ import annotations
 
@@ -7,18 +8,17 @@ import inspect
 import numpy as np
 import pytest
 
-from grader.layout import LayoutProblem, detect_layout, to_student
-from grader.signatures import (
+from grader.adapt.calls import (
     Argument,
     CallPlan,
-    Param,
     SignatureProblem,
     as_param,
-    interpret_forward_return,
-    locate_updated_params,
+    call_arguments,
     plan_call,
     render_signature,
 )
+from grader.adapt.returns import read_forward_return
+from grader.sandbox import Param
 
 LR = Param("learning_rate", has_default=True, default_repr="0.003")
 
@@ -34,7 +34,14 @@ def params_of(fn) -> list[Param]:
 
 
 def values(plan: CallPlan, **given):
-    return plan.call_arguments(given)
+    """(args, kwargs) as the grader passes them: by keyword, as the parameters are named (no signature given)."""
+    args, kwargs, _ = call_arguments(plan, [], given)
+    return args, kwargs
+
+
+def interpret_forward_return(value):
+    reading = read_forward_return(value)
+    return reading.loss, reading.guess, reading.note
 
 
 # ------------------------------------------------------------------------------------------- handout
@@ -51,8 +58,9 @@ def test_handout_signatures_conform():
         assert isinstance(plan, CallPlan) and plan.conforms, plan
         assert not plan.params_as_arguments
     plan = plan_call("train_one_sample", params_of(train_one_sample))
-    args, kwargs = plan.call_arguments({"sample": "X", "label": 3, "learning_rate": 1.0})
-    assert args == [] and kwargs == {"sample": "X", "y": 3, "learning_rate": 1.0}
+    args, kwargs, _ = call_arguments(plan, params_of(train_one_sample), {"sample": "X", "label": 3,
+                                                                         "learning_rate": 1.0})
+    assert args == ["X", 3, 1.0] and kwargs == {}  # positionally, left to right, as far as the signature allows
 
 
 # --------------------------------------------------------------------------------------- bent ones
@@ -136,18 +144,20 @@ def test_positional_only_parameters_are_passed_positionally():
     plan = plan_call("train_one_sample", [gap, Param("x", "POSITIONAL_ONLY"), Param("y", "POSITIONAL_ONLY")])
     assert isinstance(plan, SignatureProblem) and plan.parameter == "verbose"
     assert "positional-only parameter verbose comes before x" in plan.message
-    plan = plan_call("train_one_sample", [Param("x", "POSITIONAL_ONLY"), Param("y", "POSITIONAL_ONLY"), LR])
-    args, kwargs = plan.call_arguments({"sample": "X", "label": 1, "learning_rate": 0.1})
-    assert args == ["X", 1] and kwargs == {"learning_rate": 0.1}
+    signature = [Param("x", "POSITIONAL_ONLY"), Param("y", "POSITIONAL_ONLY"), LR]
+    plan = plan_call("train_one_sample", signature)
+    args, kwargs, positions = call_arguments(plan, signature, {"sample": "X", "label": 1, "learning_rate": 0.1})
+    assert args == ["X", 1, 0.1] and kwargs == {} and positions == {"sample": 0, "label": 1, "learning_rate": 2}
     assert (
         render_signature("f", [Param("x", "POSITIONAL_ONLY"), Param("y", "KEYWORD_ONLY")]) == "f(x, /, *, y)"
     )
 
 
 def test_var_keyword_gets_the_handout_names():
-    plan = plan_call("train_one_sample", [Param("sample"), Param("kw", "VAR_KEYWORD")])
-    _, kwargs = plan.call_arguments({"sample": 1, "label": 2, "learning_rate": 3})
-    assert kwargs == {"sample": 1, "y": 2, "learning_rate": 3}
+    signature = [Param("sample"), Param("kw", "VAR_KEYWORD")]
+    plan = plan_call("train_one_sample", signature)
+    args, kwargs, _ = call_arguments(plan, signature, {"sample": 1, "label": 2, "learning_rate": 3})
+    assert args == [1] and kwargs == {"y": 2, "learning_rate": 3}
 
 
 def test_param_descriptions_in_other_forms():
@@ -244,51 +254,6 @@ def canonical(seed=0):
 
 def stepped(params, delta=0.25):
     return [w - delta for w in params[0]], [b - delta for b in params[1]]
-
-
-def test_update_returned_instead_of_mutating_globals():
-    sent = canonical()
-    layout = detect_layout([w.T.copy() for w in sent[0]], sent[1])
-    new = to_student(stepped(sent), layout)
-    found = locate_updated_params(
-        "train_one_sample",
-        sent,
-        layout,
-        returned=(new["weights"], new["biases"]),
-        globals_after=to_student(sent, layout),
-    )
-    assert found.source == "return" and np.array_equal(found.params[0][0], sent[0][0] - 0.25)
-    assert "train_one_sample returns the updated parameters instead of updating the globals" in found.notes
-
-
-def test_update_in_the_arguments_or_in_the_globals():
-    sent = canonical(1)
-    layout = detect_layout(*sent)
-    new = to_student(stepped(sent), layout)
-    found = locate_updated_params(
-        "train_one_sample",
-        sent,
-        layout,
-        returned=None,
-        args_after={"weights": new["weights"], "biases": new["biases"]},
-        globals_after=to_student(sent, layout),
-    )
-    assert found.source == "arguments"
-    found = locate_updated_params("train_one_sample", sent, layout, returned=None, globals_after=new)
-    assert found.source == "globals" and found.notes == ()
-
-
-def test_no_change_and_broken_globals():
-    sent = canonical(2)
-    layout = detect_layout(*sent)
-    found = locate_updated_params("train_one_sample", sent, layout, globals_after=to_student(sent, layout))
-    assert found.source == "none" and found.notes == ("train_one_sample changed no weight or bias",)
-    broken = to_student(sent, layout)
-    broken["biases"][1] = broken["biases"][1] + np.zeros((32, 1))
-    problem = locate_updated_params("train_one_sample", sent, layout, globals_after=broken)
-    assert isinstance(problem, LayoutProblem) and problem.message.startswith(
-        "after train_one_sample, biases[1] has shape (32, 32)"
-    )
 
 
 def test_arguments_record_roles_and_keywords():

@@ -1,11 +1,11 @@
 """The student's code in the sandbox as a `Student` (grader/student.py): canonical in, canonical out.
 
-`build_student(box, run)` reads the student's layout (grader/layout.py) and plans every handout function's
-call against the student's own signature (grader/signatures.py); `SandboxStudent` then converts each call:
-the grader's canonical parameters go into the student's globals (and arguments, where their functions take
-them), a canonical sample (784,) float64 goes in as the handout's data holds one (x_train[i]: (28, 28) uint8),
-and the results come back canonical. Every failure becomes a StudentCodeError; nothing the student's code
-returns can crash the adapter.
+`build_student(box, run)` decides which of the student's arrays are the network (network.py) and plans every
+handout function's call against the student's own signature (calls.py); `SandboxStudent` then converts each
+call: the grader's canonical parameters are written into the student's own arrays in place (and the student's
+own objects are passed where their functions take the parameters), a canonical sample (784,) float64 goes in as
+the handout's data holds one (x_train[i]: (28, 28) uint8), and the results come back canonical, read from what
+the call changed. Every failure becomes a StudentCodeError; nothing the student's code returns can crash this.
 """
 
 from __future__ import annotations
@@ -17,27 +17,20 @@ from typing import Any
 
 import numpy as np
 
-from grader.layout import (
-    Layout,
-    LayoutProblem,
-    ParameterGlobals,
-    detect_layout,
-    detect_layout_in,
-    find_parameter_globals,
-    read_params,
-    to_student,
+from grader.adapt.calls import CallPlan, SignatureProblem, call_arguments, plan_call
+from grader.adapt.names import HANDOUT, LEARNING_RATE_NAMES
+from grader.adapt.network import (
+    NetworkLayout,
+    choose_network,
+    from_entries,
+    initial_params,
+    returned_network,
+    to_entries,
 )
+from grader.adapt.returns import read_forward_return
+from grader.adapt.shapes import LayoutProblem
 from grader.results import RunError
-from grader.sandbox import CallResult, Fingerprint, Opaque, RunLog, Sandbox, Symbol
-from grader.signatures import (
-    HANDOUT,
-    CallPlan,
-    SignatureProblem,
-    UpdatedParams,
-    locate_updated_params,
-    plan_call,
-    read_forward_return,
-)
+from grader.sandbox import CallResult, Fingerprint, Opaque, Ref, RunLog, Sandbox, Symbol
 from grader.student import EpochRun, Params, StudentCodeError
 
 HANDOUT_FUNCTIONS = tuple(HANDOUT)
@@ -139,7 +132,7 @@ class SandboxStudent:
     def __init__(
         self,
         box: Sandbox,
-        layout: Layout | None,
+        layout: NetworkLayout | None,
         initial_params: Params | None,
         functions: Mapping[str, tuple[Any, ...]],
         plans: Mapping[str, CallPlan],
@@ -246,6 +239,33 @@ class SandboxStudent:
         after = None if record_steps and found.source == "none" else found.params
         return EpochRun(after, recorded, result.stdout)
 
+    def count_epoch_steps(self, params: Params, images: np.ndarray, labels: np.ndarray, n: int,
+                          learning_rate: float, timeout_s: float) -> tuple[list[Any], Params | None]:
+        """(the samples one epoch over a handout-length x_train steps through, as [sum, sum of squares, first
+        non-zero] per train_one_sample call; the parameters after it, None if unreadable). The step itself runs
+        only for the first call (cheap for n = 60,000), so the parameters are those after the loop's first step.
+        x_train is images (m, 784) repeated to n samples, copy k marked by pixel 0 = k."""
+        function = "train_one_epoch"
+        small, y_small = self.form.samples(images), self.form.labels(labels)
+        copies = -(-n // len(small))
+        x_student = np.tile(small, (copies,) + (1,) * (small.ndim - 1))[:n]
+        x_student.reshape(n, -1)[:, 0] = np.repeat(np.arange(copies), len(small))[:n]
+        y_student = np.tile(y_small, copies)[:n]
+        plan = self.plans.get(function)
+        if plan is None or self.layout is None or not self.has("train_one_sample"):
+            raise _failure(function, f"{function} cannot be called")
+        values = {"images": x_student, "labels": y_student, "learning_rate": float(learning_rate),
+                  **{role: self._reference(role) for role in PARAMETER_ROLES}}
+        args, kwargs, _ = call_arguments(plan, self.functions[function], values)
+        result = self._call(
+            function, args, kwargs,
+            set_globals={"x_train": x_student, "y_train": y_student, **self._rate_global(learning_rate)},
+            set_params=to_entries(params, self.layout), get_params=self.layout.entries,
+            record=("train_one_sample",), compact=True, timeout=timeout_s,
+        )
+        found = self._updated(function, params, result, {})
+        return result.recorded, None if isinstance(found, LayoutProblem) else found.params
+
     # ----- calling
 
     def _timeout(self, function: str, samples: int = 0) -> float:
@@ -287,21 +307,29 @@ class SandboxStudent:
         if function not in self.functions or self.layout is None:
             raise _failure(function, f"{function} is not defined at top level (as a function)")
         plan = self.plans[function]
-        trees = to_student(params, self.layout)
-        roles = dict(zip(PARAMETER_ROLES, self.layout.globals, strict=False))
-        values = {**values, **{role: trees[name] for role, name in roles.items()}}
+        values = {**values, **{role: self._reference(role) for role in PARAMETER_ROLES}}
         args, kwargs, positions = call_arguments(plan, self.functions[function], values)
         result = self._call(
             function,
             args,
             kwargs,
-            set_globals={**trees, **(extra_globals or {})},
-            get_globals=list(self.layout.globals),
-            return_args=any(r in positions for r in PARAMETER_ROLES),
+            set_globals=dict(extra_globals or {}),
+            set_params=to_entries(params, self.layout),
+            get_params=self.layout.entries,
             record=tuple(record),
             timeout=self._timeout(function, len(values.get("labels", ()))),
         )
         return (result, positions) if with_positions else result
+
+    def _reference(self, role: str) -> Any:
+        """The student's own object for a parameter role: the global holding the weights (or biases), else a
+        list of the very arrays, so that a function mutating its arguments mutates the network."""
+        assert self.layout is not None
+        holder = self.layout.holder_of(role)
+        if holder is not None:
+            return Ref(global_name=holder)
+        entries = self.layout.w_entries if role == "weights" else self.layout.b_entries
+        return [Ref(entry=i) for i in entries]
 
     # ----- reading results
 
@@ -321,31 +349,23 @@ class SandboxStudent:
     def _updated(
         self, function: str, sent: Params, result: CallResult, positions: Mapping[str, int]
     ) -> UpdatedParams | LayoutProblem:
-        """The parameters after the call, wherever the student left them (return, arguments, globals)."""
+        """The parameters after the call: the network's own arrays if the call changed them (in place or by
+        rebinding); otherwise the parameters it returned, if it returned a network; otherwise unchanged."""
         assert self.layout is not None
-        args_after = None
-        if positions and isinstance(result.args_after, list):
-            args_after = {
-                role: result.args_after[i]
-                for role, i in positions.items()
-                if role in PARAMETER_ROLES and i < len(result.args_after)
-            }
-        found = locate_updated_params(
-            function,
-            sent,
-            self.layout,
-            returned=result.value,
-            args_after=args_after,
-            globals_after=result.globals if set(self.layout.globals) <= set(result.globals) else None,
-        )
-        if isinstance(found, UpdatedParams):
-            self._adapt(*[n for n in found.notes if "changed no weight" not in n])
-            if found.source == "globals" and self.plans[function].params_as_arguments:
-                self._adapt(
-                    f"{function} takes the parameters as arguments but updates the globals; "
-                    f"the grader read the globals"
-                )
-        return found
+        context = f"after {function}"
+        state = from_entries(result.params, self.layout, context)
+        rebound = sorted({t for texts in result.rebound.values() for t in texts})
+        if isinstance(state, LayoutProblem):
+            return state
+        if rebound or not _same(state.params, sent):
+            self._adapt(*state.notes)
+            return UpdatedParams("state", state.params, state.notes)
+        returned = returned_network(result.value, context)
+        if returned is not None and not _same(returned.params, sent):
+            note = f"{function} returns the updated parameters instead of updating the globals"
+            self._adapt(*returned.notes, note)
+            return UpdatedParams("return", returned.params, returned.notes + (note,))
+        return UpdatedParams("none", sent, (f"{function} changed no weight or bias",))
 
     def _recorded_steps(self, recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The recorded train_one_sample calls as [{"x", "label", "lr"}], read with its CallPlan."""
@@ -371,6 +391,19 @@ class SandboxStudent:
         return steps
 
 
+@dataclass(frozen=True)
+class UpdatedParams:
+    """Canonical parameters after a training call and where they were found (state, return, none)."""
+
+    source: str
+    params: Params
+    notes: tuple[str, ...] = ()
+
+
+def _same(a: Params, b: Params) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a[0] + a[1], b[0] + b[1], strict=True))
+
+
 def _plain(value: Any) -> Any:
     """A recorded value; a fingerprint (of a one-hot label, say) as a dict {"shape", "sum", "sumsq", ...}."""
     if isinstance(value, Fingerprint):
@@ -383,44 +416,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
-# ------------------------------------------------------------------------------------------ arguments
-
-
-def call_arguments(
-    plan: CallPlan, signature: Sequence[Any], values: Mapping[str, Any]
-) -> tuple[list[Any], dict[str, Any], dict[str, int]]:
-    """(args, kwargs, {role: position}) for the sandbox: the planned arguments positionally, left to right,
-    as far as the signature allows, so that the sandbox can return the arguments it mutated; the rest by
-    keyword."""
-    by_parameter = {a.parameter: a for a in plan.arguments}
-    args: list[Any] = []
-    positions: dict[str, int] = {}
-    for p in signature:
-        argument = by_parameter.get(p.name)
-        if p.kind not in ("POSITIONAL_ONLY", "POSITIONAL_OR_KEYWORD") or argument is None:
-            break
-        positions[argument.role] = len(args)
-        args.append(values[argument.role])
-    kwargs = {a.parameter: values[a.role] for a in plan.arguments if a.role not in positions}
-    return args, kwargs, positions
-
-
 # ------------------------------------------------------------------------------------------ building
-
-
-def _aliases_note(aliases: dict[str, tuple[str, str]]) -> str:
-    """'W1, W2 are the arrays in weights[0], weights[1]: ...' for globals sharing the network's arrays."""
-    names = ", ".join(aliases)
-    places = ", ".join(f"{holder}[{key}]" for holder, key in aliases.values())
-    return (f"{names} are the same arrays as {places}: the grader sets them together and reads back whichever "
-            "your code updated")
 
 
 def build_student(box: Sandbox, run: RunLog) -> SandboxStudent:
     """A SandboxStudent for a box whose cells have run: layout, call plans, adaptations and problems."""
     namespace = box.namespace()
     signatures = {name: s.signature for name, s in namespace.items() if s.kind in ("function", "callable")}
-    layout, initial, adaptations, layout_problem = read_layout(box, run, namespace)
+    found = choose_network(run.network, run.used_names)
+    layout = found if isinstance(found, NetworkLayout) else None
+    layout_problem = found.message if isinstance(found, LayoutProblem) else None
+    initial, notes = initial_params(run.network, layout) if layout else (None, [])
+    adaptations = list(layout.notes) + notes if layout else []
     plans: dict[str, CallPlan] = {}
     problems: dict[str, str] = {}
     for function in HANDOUT_FUNCTIONS:
@@ -440,14 +447,10 @@ def build_student(box: Sandbox, run: RunLog) -> SandboxStudent:
                            "the rate it probes with")
     form = data_form(namespace)
     adaptations += [form.note] if form.note else []
-    adaptations += [_aliases_note(run.aliases)] if getattr(run, "aliases", None) else []
     functions = {name: tuple(s or ()) for name, s in signatures.items()}
     adaptations = list(dict.fromkeys(adaptations))
     return SandboxStudent(box, layout, initial, functions, plans, problems, form, adaptations, layout_problem,
                           rate_global)
-
-
-LEARNING_RATE_NAMES = ("learning_rate", "lr", "eta", "alpha", "step_size", "LEARNING_RATE", "LR", "ETA", "ALPHA")
 
 
 def _global_learning_rate(namespace: Mapping[str, Symbol], plans: Mapping[str, CallPlan]) -> str | None:
@@ -455,103 +458,22 @@ def _global_learning_rate(namespace: Mapping[str, Symbol], plans: Mapping[str, C
     plan = plans.get("train_one_sample")
     if plan is None or plan.takes("learning_rate"):
         return None
-    found = [n for n in LEARNING_RATE_NAMES if n in namespace and namespace[n].kind == "float"]
+    found = [n for n, s in namespace.items() if n.lower() in LEARNING_RATE_NAMES and s.kind == "float"]
     return found[0] if len(found) == 1 else None
 
 
-def _plan(function: str, signature: Any, layout: Layout) -> CallPlan | str:
+def _plan(function: str, signature: Any, layout: NetworkLayout) -> CallPlan | str:
     """The call plan of one handout function, or the precise reason it cannot be called."""
     if signature is None:
         return f"{function}: the grader cannot read its signature (it is not a plain Python function)"
     plan = plan_call(function, signature)
     if isinstance(plan, SignatureProblem):
         return plan.message
-    roles = dict(zip(PARAMETER_ROLES, layout.globals, strict=False))
-    for argument in plan.arguments:
-        if argument.role in PARAMETER_ROLES and argument.role not in roles:
-            held = ", ".join(layout.globals)
-            return (
-                f"{plan.student_signature}: parameter {argument.parameter} looks like {argument.role}, "
-                f"but the network's parameters are all held in {held}; the grader cannot tell what to pass"
-            )
-    if sum(a.role in PARAMETER_ROLES for a in plan.arguments) == 1 and len(roles) > 1:
-        taken = next(a for a in plan.arguments if a.role in PARAMETER_ROLES)
-        other = next(r for r in roles if r != taken.role)
+    taken = [a for a in plan.arguments if a.role in PARAMETER_ROLES]
+    if len(taken) == 1 and len(layout.holders) > 1:
+        other = next(r for r in PARAMETER_ROLES if r != taken[0].role)
         return (
-            f"{plan.student_signature} takes {taken.role} ({taken.parameter}) but not {other}; "
-            f"expected both or neither (the grader sets the globals {', '.join(layout.globals)})"
+            f"{plan.student_signature} takes {taken[0].role} ({taken[0].parameter}) but not {other}; "
+            f"expected both or neither (the network is held in {', '.join(layout.holders)})"
         )
     return plan
-
-
-# ------------------------------------------------------------------------------------------ the layout
-
-
-def read_layout(
-    box: Sandbox, run: RunLog, namespace: Mapping[str, Symbol]
-) -> tuple[Layout | None, Params | None, list[str], str | None]:
-    """(layout, canonical initial params, notes, problem): from the recorded initialisation, else from the
-    globals that hold network-shaped arrays after the run."""
-    recorded = run.initial_params or {}
-    first_problem = None
-    if recorded.get("weights") is not None or recorded.get("biases") is not None:
-        layout = detect_layout(recorded.get("weights"), recorded.get("biases"))
-        if isinstance(layout, Layout):
-            read = read_params({n: recorded.get(n) for n in layout.globals}, layout)
-            if not isinstance(read, LayoutProblem):
-                return layout, read.params, list(layout.notes + read.notes), None
-            layout = read
-        first_problem = layout.message
-    found = _parameters_after_run(box, namespace)
-    if isinstance(found, LayoutProblem):
-        return None, None, [], first_problem or found.message
-    names, values = found
-    # The same holders recorded as soon as they held the network: their values then are the initialisation.
-    after_run = first_problem is not None or not recorded or not set(names.names) <= set(recorded)
-    if not after_run:
-        values = {n: recorded[n] for n in names.names}
-    layout = detect_layout_in(values)
-    if isinstance(layout, LayoutProblem):
-        return None, None, [], first_problem or layout.message
-    read = read_params(values, layout)
-    if isinstance(read, LayoutProblem):
-        return None, None, [], first_problem or read.message
-    notes = list(layout.notes + read.notes)
-    held = ", ".join(names.names)
-    if first_problem and names.names != ("weights", "biases"):
-        notes.insert(0, f"weights and biases cannot be read ({first_problem}); the grader used {held}")
-    when = (
-        "weights and biases were not yet complete when first defined"
-        if first_problem and names.names == ("weights", "biases")
-        else "the grader records the initialisation only for globals named weights and biases"
-    )
-    if after_run:
-        notes.append(
-            f"the initialisation was read from {held} after all cells ran ({when}), "
-            f"so any training at top level shows in it"
-        )
-    else:
-        notes.append(f"the network is held in {held}; its initialisation was recorded as soon as it was complete")
-    return layout, read.params, notes, None
-
-
-def _parameters_after_run(
-    box: Sandbox, namespace: Mapping[str, Symbol]
-) -> tuple[ParameterGlobals, dict[str, Any]] | LayoutProblem:
-    """The globals that hold the network (their current values), found by shape; small globals only."""
-    candidates = [name for name, s in namespace.items() if _may_hold_parameters(s)]
-    values = box.get(candidates) if candidates else {}
-    names = find_parameter_globals(values)
-    if isinstance(names, LayoutProblem):
-        return names
-    return names, {n: values[n] for n in names.names}
-
-
-def _may_hold_parameters(symbol: Symbol) -> bool:
-    if symbol.name.startswith("_"):
-        return False
-    if symbol.kind in ("list", "tuple", "dict"):
-        return symbol.length is not None and symbol.length <= _MAX_CONTAINER
-    if symbol.kind == "ndarray" and symbol.shape is not None:
-        return math.prod(symbol.shape) <= PIXELS * 32 and len(symbol.shape) <= 2
-    return False
