@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from grader.session import RunOutcome
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
+SHOWN_SKIPPED = 8  # skipped files named on the one "skipped" line
 
 
 def parser() -> argparse.ArgumentParser:
@@ -37,7 +44,27 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`grade`: SIGTERM ends it as Ctrl-C does (sandboxes closed, what is complete written, exit 128 + signal)."""
+    from grader.lifetime import Terminated, raise_on_sigterm
+
     argv = sys.argv[1:] if argv is None else list(argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main_thread else None
+    try:
+        if main_thread:
+            raise_on_sigterm()
+        return _main(argv)
+    except (KeyboardInterrupt, Terminated) as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"grade: interrupted by {signal.Signals(signum).name}: every report already written is whole; "
+              "run the same command again to finish", file=sys.stderr)
+        return 128 + signum
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str]) -> int:
     if argv[:1] == ["gradescope"] and not Path("gradescope").exists():
         from grader.gradescope_bundle import main as bundle_main
 
@@ -55,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         print("grade: error: --jobs must be at least 1", file=sys.stderr)
         return EXIT_USAGE
 
-    from grader.batch import discover
+    from grader.batch import NotASubmission, find_submissions
     from grader.executors import ExecutorError
     from grader.rubric import RubricError, load_rubric
     from reference.mnist import MnistError
@@ -66,32 +93,37 @@ def main(argv: list[str] | None = None) -> int:
         print(f"grade: bad rubric: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        paths = discover(args.paths)
-    except FileNotFoundError as exc:
+        found = find_submissions(args.paths)
+    except (FileNotFoundError, NotASubmission) as exc:
         print(f"grade: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    paths = found.submissions
     if not paths:
         print(f"grade: error: no .py or .ipynb files in {', '.join(args.paths)}", file=sys.stderr)
         return EXIT_USAGE
-    from grader.batch import unique_stems
+    if found.skipped:
+        print(skipped_line(found.skipped), file=sys.stderr)
     from grader.overrides import OverridesError, default_overrides_path, load_overrides
+    from grader.report.names import report_names
 
+    out_dir = None if (args.self_check and args.out is None) else Path(args.out or "reports")
     overrides_path = args.overrides or default_overrides_path(args.rubric)
     try:
-        names = unique_stems(paths)
-        overrides = load_overrides(overrides_path, rubric, [(p, names[p]) for p in paths]) if overrides_path else ()
+        names = report_names(paths, out_dir)
+        overrides = load_overrides(overrides_path, rubric, [(p, names[str(p)]) for p in paths]) \
+            if overrides_path else ()
     except OverridesError as exc:
         print(f"grade: bad overrides: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        from grader.session import GradingSession
+        from grader.session import GradingSession, OutputFolderError
 
         session = GradingSession(
             rubric=rubric,
             rubric_path=args.rubric,
             mnist_path=args.mnist,
             full=args.full,
-            out_dir=None if (args.self_check and args.out is None) else Path(args.out or "reports"),
+            out_dir=out_dir,
             jobs=args.jobs or os.cpu_count() or 1,
             force=args.force,
             visible_only=args.self_check,
@@ -101,7 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         outcome = session.grade(paths)
     except MnistError as exc:
-        print(f"grade: MNIST: {exc}", file=sys.stderr)
+        print(f"grade: bad MNIST file: {exc} (nothing was graded or written)", file=sys.stderr)
+        return EXIT_USAGE
+    except OutputFolderError as exc:
+        print(f"grade: {exc.strerror} (nothing was graded; choose another --out or fix the folder)",
+              file=sys.stderr)
         return EXIT_USAGE
     except ExecutorError as exc:
         print(f"grade: executor: {exc}", file=sys.stderr)
@@ -115,7 +151,27 @@ def main(argv: list[str] | None = None) -> int:
     from grader.summary import print_summary
 
     print_summary(outcome, self_check=args.self_check)
-    return EXIT_INTERNAL if outcome.grader_failed else EXIT_OK
+    return exit_code(outcome)
+
+
+def exit_code(outcome: RunOutcome) -> int:
+    """128 + the signal for an interrupted run, 1 when the grader failed or a report could not be written."""
+    from grader.summary import problem_lines
+
+    for line in problem_lines(outcome):
+        print(f"grade: {line}", file=sys.stderr)
+    if outcome.interrupted:
+        return 128 + outcome.interrupted
+    return EXIT_INTERNAL if outcome.grader_failed or outcome.unwritten or outcome.write_problem else EXIT_OK
+
+
+def skipped_line(skipped: list[Path]) -> str:
+    """One line naming the files in the given folders that are not submissions."""
+    shown = ", ".join(str(p) for p in skipped[:SHOWN_SKIPPED])
+    more = f" and {len(skipped) - SHOWN_SKIPPED} more" if len(skipped) > SHOWN_SKIPPED else ""
+    count = f"{len(skipped)} files that are not submissions" if len(skipped) > 1 else \
+        "1 file that is not a submission"
+    return f"grade: skipped {count} (.py or .ipynb): {shown}{more}"
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.batch import Job, grader_failure
-from grader.session import JobConfig
+from grader.session import JobConfig, save_reports
 
 CONNECT_TIMEOUT_S = 10
 _ADDRESS = re.compile(r"dask://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})/?")
@@ -45,7 +45,7 @@ class Payload:
     filename: str
     content: bytes
     path: str
-    stem: str
+    name: str
     cache_key: str
 
 
@@ -79,7 +79,7 @@ def grade_on_worker(payload: Payload, shared: Shared) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="grade-dask-") as tmp:
         path = Path(tmp) / payload.filename
         path.write_bytes(payload.content)
-        result = grade_submission(path, rubric, data, name=payload.stem, visible_only=shared.visible_only,
+        result = grade_submission(path, rubric, data, name=payload.name, visible_only=shared.visible_only,
                                   hide=(*shared.hide, tmp)).to_dict()
     result["path"] = payload.path  # where the parent found it, as a local run says
     return {**result, "cache_key": payload.cache_key, "data_source": data.source}
@@ -92,15 +92,10 @@ def collect(future: Any, job: Job, config: JobConfig) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - the task raised on the worker, or the worker died
         tb = "".join(traceback.format_exception(exc))
         return grader_failure(job, f"the grader failed on this submission (on a Dask worker): {exc!r}", tb)
+    summary = {k: v for k, v in result.items() if k != "figures"}
     if config.out_dir is not None:
-        from grader.report.writer import write_outputs
-
-        try:
-            write_outputs(result, config.out_dir, staff=not config.visible_only, name=job.stem)
-        except Exception as exc:  # noqa: BLE001 - as in a local run, a report failure costs this one only
-            return grader_failure(job, f"writing this submission's reports failed: {exc!r}",
-                                  traceback.format_exc())
-    return {k: v for k, v in result.items() if k != "figures"}
+        summary.update(save_reports(result, Path(config.out_dir), job.name, staff=not config.visible_only))
+    return summary
 
 
 def run_on_dask(
@@ -142,9 +137,9 @@ def run_on_dask(
                 except OSError as exc:
                     on_done(job, grader_failure(job, f"cannot read the submission to send it: {exc}"))
                     continue
-                payload = Payload(job.path.name, content, str(job.path), job.stem, job.cache_key)
+                payload = Payload(job.path.name, content, str(job.path), job.name, job.cache_key)
                 future = client.submit(grade_on_worker, payload, shared_future, pure=False, retries=0,
-                                       key=f"grade-{job.stem}-{uuid.uuid4().hex[:12]}")
+                                       key=f"grade-{job.name}-{uuid.uuid4().hex[:12]}")
                 pending[future] = job
                 finished.add(future)
                 if on_start:

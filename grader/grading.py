@@ -213,6 +213,7 @@ def run_checks(
 
     checks["Q4"] = _guarded("Q4", q4)
     checks["Q3"] = _credit_only_what_the_own_loop_confirms(checks["Q3"], checks["Q4"], own, own_scale)
+    gradients.update(_verdicts_agreeing_with(checks["Q3"], gradients))
     for question in FUNCTIONS:
         checks[question] += _guarded(question, lambda q=question: [check_signatures(q, student)])
     checks["Q4"] = [_accuracy_caveat(c, gradients, training) for c in checks["Q4"]]
@@ -272,6 +273,20 @@ def _accuracy_caveat(
     return replace(check, message=check.message + note)
 
 
+def _verdicts_agreeing_with(q3: list[CheckResult], gradients: dict[str, GradientVerdict]
+                            ) -> dict[str, GradientVerdict]:
+    """A tensor right at the probes whose credit was withheld (its step is not what trains) is not `ok` in the
+    JSON either: verdict 'wrong', the reason as its diagnosis; the probe's e is kept."""
+    changed = {}
+    for check in q3:
+        name = check.id.split(".")[-1]
+        verdict = gradients.get(name)
+        withheld = check.details.get("credit_withheld")
+        if verdict is not None and verdict.ok and withheld:
+            changed[name] = replace(verdict, ok=False, verdict="wrong", diagnosis=withheld)
+    return changed
+
+
 def _distrust_probes_if_real_step_fails(checks: list[CheckResult]) -> list[CheckResult]:
     """A step right at the probes but wrong at ordinary weights has recognised the probes: no tensor credit.
 
@@ -284,8 +299,8 @@ def _distrust_probes_if_real_step_fails(checks: list[CheckResult]) -> list[Check
         return checks
     note = ("Not credited: the gradient is right at the grader's probe points but an ordinary step is not "
             "(see 'one ordinary step'), so the probes do not show how your step trains.")
-    return [replace(c, status="failed", score=0.0, message=f"{note} {c.message}") if c in tensors else c
-            for c in checks]
+    return [replace(c, status="failed", score=0.0, message=f"{note} {c.message}",
+                    details={**c.details, "credit_withheld": note}) if c in tensors else c for c in checks]
 
 
 INPUT_SCALES = {255.0: "divides inputs by 255", 256.0: "divides inputs by 256"}

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader import __version__
-from grader.batch import Job, Progress, cache_key, grader_failure, is_up_to_date, run_parallel, unique_stems
+from grader import __version__, lifetime
+from grader.batch import Job, Progress, cache_key, grader_failure, is_up_to_date
 from grader.overrides import Override, overrides_for, overrides_key
 from grader.rubric import Rubric, load_rubric
 from grader.scoring import apply_overrides, hidden_checks
@@ -27,9 +30,18 @@ class JobConfig:
     overrides: tuple[Override, ...] = ()
 
 
+class OutputFolderError(OSError):
+    """--out cannot be written (read-only, no permission, full): found before anything is graded."""
+
+
 @dataclass(frozen=True)
 class RunOutcome:
-    """The results of a run (JSON dicts, in submission order) and where they were written."""
+    """The results of a run (JSON dicts, in submission order) and where they were written.
+
+    `kept`: submissions the grader failed on whose good earlier report was kept; `unwritten`: submissions
+    whose reports could not be written ({name: reason}); `write_problem`: one sentence on what to do about
+    it; `interrupted`: the signal that stopped the run (SIGINT, SIGTERM), or 0.
+    """
 
     results: list[dict[str, Any]]
     out_dir: Path | None
@@ -37,10 +49,34 @@ class RunOutcome:
     regraded: int = 0
     up_to_date: int = 0
     data_source: str = ""
+    kept: tuple[str, ...] = ()
+    unwritten: dict[str, str] = field(default_factory=dict)
+    write_problem: str = ""
+    interrupted: int = 0
+    not_graded: tuple[str, ...] = ()
 
     @property
     def grader_failed(self) -> bool:
-        return any(r.get("grader_failed") for r in self.results)
+        from grader.report.writer import is_grader_failure
+
+        return any(is_grader_failure(r) for r in self.results)
+
+
+def cannot_write(folder: Path | str, exc: OSError) -> str:
+    """'cannot write to reports/: No space left on device'."""
+    return f"cannot write to {folder}/: {exc.strerror or exc}"
+
+
+def check_writable(out: Path) -> None:
+    """Create out (and its parents) and write and remove a small file there, or raise OutputFolderError."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".grade-probe-") as probe:
+            probe.write(b"x" * 4096)
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        raise OutputFolderError(exc.errno, cannot_write(out, exc)) from exc
 
 
 _WORKER_STATE: dict[JobConfig, tuple[Rubric, Any]] = {}
@@ -58,22 +94,42 @@ def _state(config: JobConfig) -> tuple[Rubric, Any]:
 
 
 def grade_job(job: Job, config: JobConfig) -> dict[str, Any]:
-    """Grade one submission in this process (student code still runs in its own sandboxed child)."""
+    """Grade one submission in this process (student code still runs in its own sandboxed child).
+
+    Its reports are written here; the result says if they could not be (`report_error`) or if a good earlier
+    report was kept over a grader failure (`report_kept`).
+    """
     from grader.grading import grade_submission
-    from grader.report.writer import write_outputs
 
     rubric, data = _state(config)
-    result = grade_submission(job.path, rubric, data, name=job.stem, visible_only=config.visible_only,
+    result = grade_submission(job.path, rubric, data, name=job.name, visible_only=config.visible_only,
                               hide=config.hide)
-    result = apply_overrides(result, overrides_for(config.overrides, job.path, job.stem))
+    result = apply_overrides(result, overrides_for(config.overrides, job.path, job.name))
     extra = {"cache_key": job.cache_key, "data_source": data.source}
     if config.visible_only:
         extra["hidden_checks"] = hidden_checks(rubric)
-    if config.out_dir is not None:
-        write_outputs(result, config.out_dir, staff=not config.visible_only, name=job.stem, extra=extra)
     summary = result.to_dict()
     summary.pop("figures", None)
-    return {**summary, **extra}
+    summary.update(extra)
+    if config.out_dir is not None:
+        summary.update(save_reports(result, Path(config.out_dir), job.name, staff=not config.visible_only,
+                                    extra=extra))
+    return summary
+
+
+def save_reports(result: Any, out: Path, name: str, *, staff: bool = True,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write a submission's report set; {} when written, else {"report_kept": True} or {"report_error": why}."""
+    from grader.report.writer import write_or_keep
+
+    try:
+        written = write_or_keep(result, out, name=name, staff=staff, extra=extra)
+    except OSError as exc:
+        return {"report_error": cannot_write(out, exc), "report_errno": exc.errno}
+    return {} if written is not None else {"report_kept": True}
+
+
+RUN_ONLY_KEYS = ("report_error", "report_errno", "report_kept", "retried")
 
 
 class _JobRunner:
@@ -108,14 +164,24 @@ class GradingSession:
         return {**options, "overrides": key} if key else options
 
     def grade(self, paths: list[Path]) -> RunOutcome:
-        """Grade every path (skipping up-to-date ones unless forced) and write the class outputs."""
+        """Grade every path (skipping up-to-date ones unless forced) and write the class outputs.
+
+        Checked first, before anything is graded or written: the MNIST file (MnistError) and that the output
+        folder can be written (OutputFolderError). Ctrl-C and SIGTERM (lifetime.Terminated) end the run with
+        what is complete written and `interrupted` set.
+        """
+        from grader.report.names import report_names
+        from reference.mnist import load_mnist
+
+        data_source = load_mnist(self.mnist_path).source  # validated in full, then let go
         out = self.out_dir.resolve() if self.out_dir is not None else None
         if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-        names = unique_stems(paths)
+            check_writable(out)
+        lifetime.sweep()  # what dead graders left behind
+        names = report_names(paths, out)
         options = {"full": self.full, "visible_only": self.visible_only, "mnist": self.mnist_path or ""}
-        jobs = [Job(p, names[p], cache_key(p, self.rubric.sha256, __version__, self._options(options, p, names[p])))
-                for p in paths]
+        jobs = [Job(p, names[str(p)], cache_key(p, self.rubric.sha256, __version__,
+                                                self._options(options, p, names[str(p)]))) for p in paths]
         hide = tuple(sorted({str(p.parent) for p in paths} | ({str(out)} if out else set())
                             | ({str(Path(self.mnist_path).resolve())} if self.mnist_path else set())))
         config = JobConfig(self.rubric_path, self.mnist_path, self.full, str(out) if out else None,
@@ -124,33 +190,61 @@ class GradingSession:
         todo = []
         for job in jobs:
             if out is not None and not self.force and is_up_to_date(out, job):
-                results[job.path] = json.loads((out / f"{job.stem}.json").read_text())
+                results[job.path] = json.loads((out / f"{job.name}.json").read_text(encoding="utf-8"))
             else:
                 todo.append(job)
         progress = Progress(len(todo), enabled=self.progress)
 
         def done(job: Job, result: dict[str, Any]) -> None:
-            if result.get("grader_failed") and out is not None:
-                from grader.report.writer import write_outputs
-
-                write_outputs(result, out, name=job.stem)
+            if result.get("grader_failed") and out is not None:  # no worker wrote it: a worker died or raised
+                result = {**result, **save_reports(result, out, job.name)}
             results[job.path] = result
             progress.done(job, result)
 
+        interrupted = 0
         try:
             if self.executor == "local":
-                run_parallel(_JobRunner(config), todo, self.jobs, done, progress.start)
+                from grader.workers import run_in_workers
+
+                run_in_workers(_JobRunner(config), todo, self.jobs, done, progress.start)
             else:
                 from grader.executors import run_on_dask
 
                 run_on_dask(self.executor, config, todo, done, progress.start)
+        except KeyboardInterrupt:
+            interrupted = signal.SIGINT
+        except lifetime.Terminated as exc:
+            interrupted = exc.signum
         finally:
             progress.close()
-        ordered = [results.get(j.path) or grader_failure(j, "not graded") for j in jobs]
-        class_outputs = {}
+        return self._finish(jobs, results, out, len(todo), data_source, interrupted)
+
+    def _finish(self, jobs: list[Job], results: dict[Path, dict[str, Any]], out: Path | None, graded: int,
+                data_source: str, interrupted: int) -> RunOutcome:
+        """The outcome, with index.html and grades.csv listing every complete report set in out."""
+        from grader.report.writer import complete_report
+
+        ordered = [results.get(j.path) or grader_failure(j, "not graded: the run was interrupted") for j in jobs]
+        unwritten = {j.name: r["report_error"] for j, r in zip(jobs, ordered, strict=True) if r.get("report_error")}
+        kept = tuple(j.name for j, r in zip(jobs, ordered, strict=True) if r.get("report_kept"))
+        not_graded = tuple(j.name for j in jobs if j.path not in results)
+        class_outputs: dict[str, Path] = {}
+        problem = next(iter(unwritten.values()), "")
         if out is not None and len(jobs) > 1:
             from grader.report.writer import write_class_outputs
 
-            class_outputs = write_class_outputs(ordered, out, names={str(j.path): j.stem for j in jobs})
-        source = next((r.get("data_source", "") for r in ordered if r.get("data_source")), "")
-        return RunOutcome(ordered, out, class_outputs, len(todo), len(jobs) - len(todo), source)
+            listed = []
+            for job, result in zip(jobs, ordered, strict=True):
+                fresh = job.path in results and not any(result.get(k) for k in ("report_error", "report_kept"))
+                shown = {k: v for k, v in result.items() if k not in RUN_ONLY_KEYS} if fresh else \
+                    complete_report(out, job.name)
+                if shown is not None:
+                    listed.append(shown)
+            try:
+                class_outputs = write_class_outputs(listed, out, names={str(j.path): j.name for j in jobs})
+            except OSError as exc:
+                problem = problem or cannot_write(out, exc)
+        lifetime.sweep()
+        source = next((r.get("data_source", "") for r in ordered if r.get("data_source")), data_source)
+        return RunOutcome(ordered, out, class_outputs, graded - len(not_graded), len(jobs) - graded, source,
+                          kept, unwritten, problem, interrupted, not_graded)

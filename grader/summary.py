@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import textwrap
 from typing import Any
 
@@ -71,7 +72,8 @@ def submission_lines(result: dict[str, Any], *, detailed: bool, self_check: bool
     problems = "; ".join(result["problems"])
     if not detailed:
         scores = "  ".join(f"{q['id']} {_points(q['score'])}" for q in result["questions"] if q["max_score"])
-        return [f"{head:<40} {scores}" + (f"  ({problems})" if problems else "")]
+        retried = [f"  (note: {result['retried']})"] if result.get("retried") else []
+        return [f"{head:<40} {scores}" + (f"  ({problems})" if problems else ""), *retried]
     lines = [head + ("   (visible checks only)" if self_check else "")]
     if problems:
         lines.append(f"Problems: {problems}")
@@ -94,9 +96,46 @@ def submission_lines(result: dict[str, Any], *, detailed: bool, self_check: bool
             lines.append(_wrap(_error_text(e), "    - "))
         if len(errors) > 10:
             lines.append(f"    ... and {len(errors) - 10} more (see the report)")
+    if result.get("retried"):
+        lines.append(f"  (note: {result['retried']})")
     if result["adaptations"]:
         lines.append("  The grader adapted to your code:")
         lines += [_wrap(a, "    - ") for a in result["adaptations"]]
+    return lines
+
+
+def _names(names: list[str] | tuple[str, ...], shown: int = 6) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def problem_lines(outcome: RunOutcome) -> list[str]:
+    """What went wrong with the run itself (not with the students' code), each line saying what to do."""
+    from grader.report.writer import is_grader_failure
+
+    lines = []
+    if outcome.interrupted:
+        done = len(outcome.results) - len(outcome.not_graded)
+        lines.append(f"interrupted by {signal.Signals(outcome.interrupted).name}: {done} of "
+                     f"{len(outcome.results)} submissions done, not graded: {_names(outcome.not_graded)} (the "
+                     "running ones were stopped and their sandboxes removed). Run the same command again to grade "
+                     "the rest: finished reports are up to date and skipped.")
+    if outcome.write_problem:
+        count = len(outcome.unwritten)
+        what = f" ({count} report set{'s' * (count != 1)} not written: {_names(list(outcome.unwritten))})" \
+            if count else " (index.html and grades.csv not written)"
+        lines.append(f"{outcome.write_problem}{what}. Nothing was left half-written and earlier reports are "
+                     "untouched: free space or fix the folder, then run the same command again (what was written "
+                     "is skipped as up to date).")
+    failed = [r.get("submission", "") for r in outcome.results
+              if is_grader_failure(r) and r.get("submission") not in outcome.not_graded]
+    if outcome.kept:
+        lines.append(f"the grader itself failed on {_names(outcome.kept)}: their earlier reports were kept, not "
+                     "replaced by the failure.")
+    rest = [n for n in failed if n not in outcome.kept]
+    if rest:
+        lines.append(f"the grader itself failed on {_names(rest)} (not the students' fault): see their reports, "
+                     "and run the same command again to retry them.")
     return lines
 
 

@@ -87,10 +87,11 @@ def read_npz(path: str | Path, source: str | None = None) -> Mnist:
     path = Path(path)
     if not path.is_file():
         raise MnistError(f"{path}: no such file")
+    _check_file_kind(path)
     try:
         npz = np.load(path, allow_pickle=False)
         if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise MnistError(f"{path}: is a single .npy array, expected an .npz archive of {list(KEYS)}")
+            raise MnistError(f"{path}: a single .npy array, expected an .npz archive of {list(KEYS)}")
         with npz:
             missing = [k for k in KEYS if k not in npz.files]
             if missing:
@@ -102,8 +103,39 @@ def read_npz(path: str | Path, source: str | None = None) -> Mnist:
     except ValueError as exc:  # numpy refuses pickled content (object arrays, pickle files) with ValueError
         raise MnistError(f"{path}: not a plain numeric .npz (refusing to unpickle): {exc}") from exc
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise MnistError(f"{path}: not a readable .npz archive: {type(exc).__name__}: {exc}") from exc
+        raise MnistError(f"{path}: a damaged or truncated .npz archive ({type(exc).__name__}: {exc}); "
+                         "download it again") from exc
     return validate(arrays, source=source or str(path), where=str(path))
+
+
+_ZIP, _NPY, _PICKLE = b"PK\x03\x04", b"\x93NUMPY", b"\x80"
+
+
+def _check_file_kind(path: Path) -> None:
+    """Raise MnistError when the file is not a zip archive, naming what it looks like instead."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError as exc:
+        raise MnistError(f"{path}: cannot read it: {exc.strerror or exc}") from exc
+    if head.startswith(_ZIP):
+        return
+    expected = f"expected keras' mnist.npz (a zip archive of {', '.join(KEYS)})"
+    if not head:
+        raise MnistError(f"{path}: the file is empty; {expected}")
+    if head.startswith(_NPY):
+        raise MnistError(f"{path}: a single .npy array, not an .npz archive; {expected}")
+    if head.startswith(_PICKLE):
+        raise MnistError(f"{path}: pickled Python data (refusing to unpickle it: that would run code); {expected}")
+    if head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ")):
+        raise MnistError(f"{path}: a compressed file (gzip, bzip2 or xz), not an .npz archive; decompress it "
+                         f"or {expected[0].lower()}{expected[1:]}")
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MnistError(f"{path}: not an .npz archive (it starts with bytes {head[:8]!r}); {expected}") from None
+    first = text.strip().splitlines()[0][:60] if text.strip() else ""
+    raise MnistError(f"{path}: a text file, not an .npz archive (it starts with {first!r}); {expected}")
 
 
 def validate(arrays: Mapping[str, np.ndarray], source: str, where: str) -> Mnist:

@@ -99,7 +99,7 @@ def test_an_unreadable_submission_is_a_grader_failure_and_the_rest_are_graded(cl
     jobs = [Job(gone, "gone", "k1"), Job(folder / "syntax_error.py", "syntax_error", "k2")]
     config = JobConfig(None, str(sample_path()), False, None, False, ())
     started, done = [], {}
-    run_on_dask(executor_of(cluster), config, jobs, lambda j, r: done.__setitem__(j.stem, r), started.append)
+    run_on_dask(executor_of(cluster), config, jobs, lambda j, r: done.__setitem__(j.name, r), started.append)
     assert done["gone"]["grader_failed"] and "cannot read" in done["gone"]["errors"][0]["message"]
     assert not done["syntax_error"].get("grader_failed")
     assert done["syntax_error"]["cache_key"] == "k2" and "figures" not in done["syntax_error"]
@@ -108,7 +108,7 @@ def test_an_unreadable_submission_is_a_grader_failure_and_the_rest_are_graded(cl
 
 def test_a_task_that_raises_on_a_worker_becomes_a_grader_failure(cluster, folder):
     job = Job(folder / "kv2154.py", "kv2154", "k")
-    payload = Payload("kv2154.py", b"x = 1\n", str(job.path), job.stem, job.cache_key)
+    payload = Payload("kv2154.py", b"x = 1\n", str(job.path), job.name, job.cache_key)
     config = JobConfig(None, None, False, None, False, ())
     with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
         broken = Shared(rubric=None, mnist=None, full=False, visible_only=False, hide=())

@@ -168,3 +168,22 @@ def test_a_notebook_cell_that_initialises_and_then_trains_is_recorded_in_between
     result = grade_submission(ROOT / "tests" / "fixtures" / "attacks" / "nb_one_cell_init_and_train.ipynb",
                               rubric, data)
     assert checks_of(result)["Q1.biases"].status == "passed" and result.score == 100
+
+
+def test_a_step_right_only_when_the_grader_calls_it_gets_no_credit_for_what_its_own_loop_gets_wrong(rubric, data):
+    """Finite differences when called directly, a backprop missing sigma'(z1) inside its own train_one_epoch."""
+    result = grade_submission(ROOT / "tests" / "fixtures" / "attacks" / "fd_unless_own_loop.py", rubric, data)
+    checks = checks_of(result)
+    assert [n for n in ("W1", "b1", "W2", "b2", "W3", "b3") if checks[f"Q3.{n}"].score == 0] == ["W1", "b1"]
+    assert "your own train_one_epoch" in checks["Q3.W1"].message and "Not credited" in checks["Q3.W1"].message
+    assert result.score == 86
+
+
+def test_ok_and_verdict_never_disagree_and_agree_with_the_tensor_checks(rubric, data, kv2154):
+    cheat = grade_submission(ROOT / "tests" / "fixtures" / "attacks" / "fd_unless_own_loop.py", rubric, data)
+    scaled = grade_submission(ROOT / "tests" / "fixtures" / "bends" / "scaled_inputs.py", rubric, data)
+    for result in (kv2154, cheat, scaled):
+        checks = checks_of(result)
+        for name, verdict in result.gradients.items():
+            assert verdict.ok == (verdict.verdict in ("correct", "float32")), (result.submission, name)
+            assert verdict.ok == (checks[f"Q3.{name}"].status == "passed"), (result.submission, name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,7 @@ class DataForm:
     sample_dtype: str = HANDOUT_SAMPLE[1]
     label_dtype: str = "uint8"
     note: str | None = None
+    one_hot_labels: bool = False  # the student's y_train holds one-hot rows (n, 10), and their code expects them
 
     def sample(self, x: np.ndarray) -> np.ndarray:
         """Canonical (784,) raw pixels -> one sample in the student's form (float64 if not exact in it)."""
@@ -72,35 +73,41 @@ class DataForm:
         return shaped.astype(dtype) if dtype.kind == "f" else shaped
 
     def labels(self, labels: np.ndarray) -> np.ndarray:
-        """Canonical int labels (n,) -> the dtype of the student's y_train (uint8 from keras)."""
-        labels = np.asarray(labels).reshape(-1)
+        """Canonical int labels (n,) -> the student's y_train form: the dtype of its integers (uint8 from keras),
+        or one-hot rows (n, 10) in its dtype."""
+        labels = np.asarray(labels).reshape(-1).astype(np.int64)
         dtype = np.dtype(self.label_dtype)
-        return labels.astype(dtype) if dtype.kind in "iu" else labels.astype(np.int64)
+        if self.one_hot_labels:
+            return np.eye(10, dtype=dtype)[labels]
+        return labels.astype(dtype) if dtype.kind in "iu" else labels
+
+    def label(self, label: int) -> Any:
+        """One canonical int label -> as the student's y_train[i] holds it (an int, or a one-hot row (10,))."""
+        return self.labels(np.array([label]))[0] if self.one_hot_labels else int(label)
 
 
 def data_form(namespace: Mapping[str, Symbol]) -> DataForm:
-    """The sample form of the student's x_train (if it holds images of 784 pixels), else the handout's."""
+    """The sample form of the student's x_train (if it holds images of 784 pixels), else the handout's; the
+    label form of their y_train (integers, or one-hot rows (n, 10))."""
     images, labels = namespace.get("x_train"), namespace.get("y_train")
-    label_dtype = "uint8"
-    if (
-        labels is not None
-        and labels.kind == "ndarray"
-        and labels.dtype
-        and np.dtype(labels.dtype).kind in "iu"
-    ):
-        label_dtype = labels.dtype
+    label_dtype, one_hot, notes = "uint8", False, []
+    if labels is not None and labels.kind == "ndarray" and labels.dtype and labels.shape:
+        kind = np.dtype(labels.dtype).kind
+        if len(labels.shape) == 2 and labels.shape[1] == 10 and kind in "iuf":
+            label_dtype, one_hot = labels.dtype, True
+            notes.append(f"labels are passed as one-hot rows ({labels.dtype}, shape (10,)), like the y_train your "
+                         "code holds (the handout passes integer labels)")
+        elif kind in "iu":
+            label_dtype = labels.dtype
+    form = DataForm(label_dtype=label_dtype, one_hot_labels=one_hot)
     if images is None or images.kind != "ndarray" or not images.shape or images.dtype is None:
-        return DataForm(label_dtype=label_dtype)
+        return replace(form, note="; ".join(notes) or None)
     shape, dtype = tuple(images.shape[1:]), images.dtype
-    if math.prod(shape) != PIXELS or np.dtype(dtype).kind not in "iuf":
-        return DataForm(label_dtype=label_dtype)
-    if (shape, dtype) == HANDOUT_SAMPLE:
-        return DataForm(label_dtype=label_dtype)
-    note = (
-        f"samples are passed as {dtype} arrays of shape {shape}, like the x_train your code holds "
-        f"(the handout's are {HANDOUT_SAMPLE[1]} {HANDOUT_SAMPLE[0]}); pixel values stay 0..255"
-    )
-    return DataForm(shape, dtype, label_dtype, note)
+    if math.prod(shape) == PIXELS and np.dtype(dtype).kind in "iuf" and (shape, dtype) != HANDOUT_SAMPLE:
+        notes.insert(0, f"samples are passed as {dtype} arrays of shape {shape}, like the x_train your code "
+                        f"holds (the handout's are {HANDOUT_SAMPLE[1]} {HANDOUT_SAMPLE[0]}); pixel values stay 0..255")
+        form = replace(form, sample_shape=shape, sample_dtype=dtype)
+    return replace(form, note="; ".join(notes) or None)
 
 
 # -------------------------------------------------------------------------------------- the student
@@ -193,7 +200,7 @@ class SandboxStudent:
     def feed_forward_sample(self, params: Params, x: np.ndarray, label: int) -> tuple[Any, Any]:
         """(loss, guess) as returned; dicts or activations read as (loss or None, one-hot guess (10,))."""
         function = "feed_forward_sample"
-        values = {"sample": self.form.sample(x), "label": int(label)}
+        values = {"sample": self.form.sample(x), "label": self.form.label(label)}
         result = self._call_planned(function, params, values)
         return self._forward_pair(function, result.value)
 
@@ -204,14 +211,20 @@ class SandboxStudent:
 
     def train_one_sample(self, params: Params, x: np.ndarray, label: int, learning_rate: float) -> Params:
         """Canonical parameters after one step of the student's train_one_sample on x (784,)."""
+        return self.traced_train_one_sample(params, x, label, learning_rate, trace=False)[0]
+
+    def traced_train_one_sample(self, params: Params, x: np.ndarray, label: int, learning_rate: float,
+                                trace: bool = True) -> tuple[Params, tuple[dict[str, Any], ...]]:
+        """(train_one_sample's parameters after the step, the arrays it computed in the submission's frames)."""
         function = "train_one_sample"
-        values = {"sample": self.form.sample(x), "label": int(label), "learning_rate": float(learning_rate)}
+        values = {"sample": self.form.sample(x), "label": self.form.label(label),
+                  "learning_rate": float(learning_rate)}
         result, positions = self._call_planned(function, params, values, with_positions=True,
-                                               extra_globals=self._rate_global(learning_rate))
+                                               extra_globals=self._rate_global(learning_rate), trace=trace)
         found = self._updated(function, params, result, positions)
         if isinstance(found, LayoutProblem):
             raise _failure(function, found.message)
-        return found.params
+        return found.params, result.trace or ()
 
     def train_one_epoch(
         self, params: Params, images: np.ndarray, labels: np.ndarray, learning_rate: float, record_steps: bool
@@ -297,6 +310,7 @@ class SandboxStudent:
         extra_globals: Mapping[str, Any] | None = None,
         record: Sequence[str] = (),
         with_positions: bool = False,
+        trace: bool = False,
     ):
         """Call a handout function as planned: parameters set as globals, and passed where it takes them."""
         if self.layout is None and function in self.functions:
@@ -318,6 +332,7 @@ class SandboxStudent:
             get_params=self.layout.entries,
             record=tuple(record),
             timeout=self._timeout(function, len(values.get("labels", ()))),
+            **({"trace": True} if trace else {}),
         )
         return (result, positions) if with_positions else result
 

@@ -128,7 +128,7 @@ def withhold_credit(checks: Sequence[CheckResult], wrong: dict[str, float], wher
                     f"differs from the reference's (e = {wrong[name]:.2g}), so the probes do not show how your "
                     "code trains.")
             check = replace(check, status="failed", score=0.0, message=f"{note} {check.message}",
-                            details={**check.details, "own_loop_rel_error": wrong[name]})
+                            details={**check.details, "own_loop_rel_error": wrong[name], "credit_withheld": note})
         out.append(check)
     return out
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from grader import lifetime
 from grader.results import RunError
 from grader.sandbox import bwrap, cgroups, isolation
 from grader.sandbox.isolation import ChildUser, SandboxFailure
@@ -153,6 +154,7 @@ class CallResult:
     duration_s: float = 0.0
     params: dict[int, Any] = field(default_factory=dict)  # network entry -> its value after the call
     rebound: dict[int, tuple[str, ...]] = field(default_factory=dict)  # entry -> paths the student rebound
+    trace: tuple[dict[str, Any], ...] | None = None  # call(trace=True): [{name, function, line, file, source, value}]
 
 
 class _ChildEnded(Exception):
@@ -365,7 +367,7 @@ class Sandbox:
     def start(self) -> None:
         """Lay out the sandbox directory and start the child (verifying its protections)."""
         self._deadline = time.monotonic() + self.limits.total_timeout_s
-        self._base = Path(tempfile.mkdtemp(prefix="grader-box-"))
+        self._base = Path(tempfile.mkdtemp(prefix=lifetime.box_prefix()))  # names its owner: see lifetime
         try:
             self._layout()
             self._log_fd = _output_log(self._base)
@@ -460,10 +462,12 @@ class Sandbox:
     def call(self, function: str, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, *,
              set_globals: dict[str, Any] | None = None, get_globals: Sequence[str] = (),
              set_params: dict[int, np.ndarray] | None = None, get_params: Sequence[int] = (),
-             record: Sequence[str] = (), compact: bool = False, timeout_s: float | None = None) -> CallResult:
+             record: Sequence[str] = (), compact: bool = False, timeout_s: float | None = None,
+             trace: bool = False) -> CallResult:
         """Set globals, write `set_params` into the network's own arrays (entry -> value, in place), call
         `function(*args, **kwargs)` in the child (a `Ref` argument is the student's own object), and read back
-        its value, the globals and the network entries asked for."""
+        its value, the globals and the network entries asked for; `trace`: also the arrays the call computed in
+        the submission's own frames (runner.StepTracer), as `CallResult.trace`."""
         self._require_started()
         where = f"call {function}"
         started = time.monotonic()
@@ -473,7 +477,7 @@ class Sandbox:
                    "set_globals": writer.encode(dict(set_globals or {})),
                    "set_params": writer.encode({str(i): v for i, v in (set_params or {}).items()}),
                    "get_params": [int(i) for i in get_params],
-                   "get_globals": list(get_globals), "record": list(record), "compact": compact}
+                   "get_globals": list(get_globals), "record": list(record), "compact": compact, "trace": trace}
         try:
             answer, error, timed_out = self._request(message, timeout_s or self.limits.call_timeout_s, where)
         finally:
@@ -499,7 +503,8 @@ class Sandbox:
             function, error is None, value=reader.decode(answer.get("value")),
             globals=self._decode_mapping(answer.get("globals")),
             stdout=_with_note(answer, "stdout"), stderr=_with_note(answer, "stderr"), error=error,
-            recorded=recorded, duration_s=elapsed, params=params, rebound=rebound)
+            recorded=recorded, duration_s=elapsed, params=params, rebound=rebound,
+            trace=_traced(answer.get("trace"), reader) if trace else None)
         self._sweep_outbox()
         if self._budget.refused:
             return CallResult(function, False, error=self._over_budget(where), stdout=result.stdout,
@@ -753,8 +758,8 @@ class Sandbox:
             proc = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(request_r, answer_w),
                 env=env, cwd=base, start_new_session=True,
-                preexec_fn=isolation.rlimit_setter(memory_mb, self.limits.file_mb, nproc,
-                                                   strict=self.isolated, join=joins))
+                preexec_fn=lifetime.die_with_parent(isolation.rlimit_setter(
+                    memory_mb, self.limits.file_mb, nproc, strict=self.isolated, join=joins)))
         finally:
             for fd in (request_r, answer_w, *joins):
                 os.close(fd)
@@ -935,3 +940,18 @@ def _symbol(name: str, info: dict[str, Any]) -> Symbol:
 
 __all__ = ["CallResult", "CellOutcome", "Limits", "Opaque", "Param", "RunLog", "Sandbox", "SandboxData",
            "SandboxFailure", "Symbol"]
+
+
+def _traced(node: Any, reader: ArrayReader) -> tuple[dict[str, Any], ...]:
+    """The child's trace records with a readable numeric array each; anything malformed is dropped."""
+    records = node.get("records") if isinstance(node, dict) else None
+    traced = []
+    for raw in records if isinstance(records, list) else []:
+        if not isinstance(raw, dict) or not isinstance(raw.get("line"), int):
+            continue
+        value = reader.decode(raw.get("value"))
+        if isinstance(value, np.ndarray):
+            traced.append({"name": str(raw.get("name"))[:100], "function": str(raw.get("function"))[:100],
+                           "line": raw["line"], "file": str(raw.get("file"))[:200],
+                           "source": str(raw.get("source"))[:300], "value": value})
+    return tuple(traced)
