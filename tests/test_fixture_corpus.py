@@ -29,7 +29,7 @@ from grader.rubric import load_rubric
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 EXPECTATIONS_FILE = FIXTURES / "expectations.yaml"
-NOT_FIXTURES = {"README.md", "EXPECTED.md", "expectations.yaml"}
+NOT_FIXTURES = {"README.md", "EXPECTED.md", "EXPECTED.json", "expectations.yaml"}
 DEFAULT_RUN = "wild2/"  # graded by a plain `pytest`; the other folders only with -m slow
 TENSORS = ("W1", "b1", "W2", "b2", "W3", "b3")
 KEYS = {"why", "score", "max_score", "right", "wrong", "full", "lost", "says", "never_says", "gradable",
