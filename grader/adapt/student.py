@@ -136,15 +136,20 @@ class SandboxStudent:
 
     def train_one_sample(self, params: Params, x: np.ndarray, label: int, learning_rate: float) -> Params:
         """Canonical parameters after one step of the student's train_one_sample on x (784,)."""
+        return self.traced_train_one_sample(params, x, label, learning_rate, trace=False)[0]
+
+    def traced_train_one_sample(self, params: Params, x: np.ndarray, label: int, learning_rate: float,
+                                trace: bool = True) -> tuple[Params, tuple[dict[str, Any], ...]]:
+        """(train_one_sample's parameters after the step, the arrays it computed in the submission's frames)."""
         function = "train_one_sample"
         values = {"sample": self.form.sample(x), "label": self.form.label(label),
                   "learning_rate": float(learning_rate)}
         result, positions = self._call_planned(function, params, values, with_positions=True,
-                                               extra_globals=self._rate_global(learning_rate))
+                                               extra_globals=self._rate_global(learning_rate), trace=trace)
         found = self._updated(function, params, result, positions)
         if isinstance(found, LayoutProblem):
             raise _failure(function, found.message)
-        return found.params
+        return found.params, result.trace or ()
 
     def train_one_epoch(
         self, params: Params, images: np.ndarray, labels: np.ndarray, learning_rate: float, record_steps: bool
@@ -230,6 +235,7 @@ class SandboxStudent:
         extra_globals: Mapping[str, Any] | None = None,
         record: Sequence[str] = (),
         with_positions: bool = False,
+        trace: bool = False,
     ):
         """Call a handout function as planned: parameters set as globals, and passed where it takes them."""
         if self.layout is None and function in self.functions:
@@ -251,6 +257,7 @@ class SandboxStudent:
             get_params=self.layout.entries,
             record=tuple(record),
             timeout=self._timeout(function, len(values.get("labels", ()))),
+            **({"trace": True} if trace else {}),
         )
         return (result, positions) if with_positions else result
 

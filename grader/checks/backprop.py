@@ -26,7 +26,8 @@ from grader.gradients import (
     probe_point,
     tensor,
 )
-from grader.results import CheckResult, GradientVerdict
+from grader.pinpoint import Pinpoint, TracedArray
+from grader.results import CheckResult, FirstWrong, GradientVerdict
 from grader.student import Params, Student, StudentCodeError, copy_params
 
 TITLE = "train_one_sample: gradient of {}"
@@ -88,6 +89,7 @@ class _Probe:
     large: dict[str, GradientVerdict]
     small: dict[str, GradientVerdict]
     notes: dict[str, list[str]] = field(default_factory=dict)  # side check id -> problems found
+    pinpoint: Pinpoint | None = None  # the step at the large rate, traced (first probe digit, sandbox only)
 
 
 class UnusableParams(Exception):
@@ -114,6 +116,28 @@ def _step(student: Student, params: Params, x: np.ndarray, label: int, lr: float
         return read_params(student.train_one_sample(copy_params(params), x.copy(), int(label), lr))
     except UnusableParams as exc:
         return f"after train_one_sample the parameters are unusable: {exc}"
+
+
+def _traced_step(student: Student, params: Params, x: np.ndarray, label: int,
+                 lr: float) -> tuple[Params | str, Pinpoint | None]:
+    """_step, traced where the student runs in a sandbox: (parameters after the step, the traced arrays
+    matched against the reference's intermediates, None where nothing could be traced)."""
+    traced_step = getattr(student, "traced_train_one_sample", None)
+    if traced_step is None:
+        return _step(student, params, x, label, lr), None
+    try:
+        after, records = traced_step(copy_params(params), x.copy(), int(label), lr)
+        after = _read_params(after)
+    except _Unusable as exc:
+        return f"after train_one_sample the parameters are unusable: {exc}", None
+    except StudentCodeError as exc:
+        if exc.error.kind != "timeout":
+            raise
+        return _step(student, params, x, label, lr), None  # tracing must never cost a slow step its points
+    layout = getattr(student, "layout", None)
+    square_transposed = bool(layout is not None and layout.layers[1].transposed)
+    traced = [TracedArray.from_record(r) for r in records]
+    return after, Pinpoint(traced, params, x, label, square_transposed) if traced else None
 
 
 def _verdicts(grads: Params | None, expected: Params, policy: GradientPolicy) -> dict[str, GradientVerdict]:
@@ -149,9 +173,12 @@ def _probe(student: Student, index: int, x: np.ndarray, label: int, settings: Ba
     params = probe_point(x, settings.seed + index)
     expected = finite_difference_gradient(params, x, label)
     notes: dict[str, list[str]] = {k: [] for k in SIDE_CHECKS}
-    grads = {}
+    grads, pinpoint = {}, None
     for lr in (settings.large_learning_rate, settings.small_learning_rate):
-        after = _step(student, params, x, label, lr)
+        if index == 0 and lr == settings.large_learning_rate:
+            after, pinpoint = _traced_step(student, params, x, label, lr)
+        else:
+            after = _step(student, params, x, label, lr)
         if isinstance(after, str):
             return _Probe(index, x, label, params, None, None, expected,
                           *(2 * [{n: GradientVerdict(n, False, "missing", None, diagnosis=after)
@@ -170,7 +197,7 @@ def _probe(student: Student, index: int, x: np.ndarray, label: int, settings: Ba
     at_large, at_small = grads[settings.large_learning_rate], grads[settings.small_learning_rate]
     policy = settings.policy
     return _Probe(index, x, label, params, at_large, at_small, expected,
-                  _verdicts(at_large, expected, policy), _verdicts(at_small, expected, policy), notes)
+                  _verdicts(at_large, expected, policy), _verdicts(at_small, expected, policy), notes, pinpoint)
 
 
 def _severity(v: GradientVerdict) -> float:
@@ -208,17 +235,38 @@ def _diagnosis(probe: _Probe, name: str, settings: BackpropSettings) -> Diagnosi
                     policy=settings.policy)
 
 
+def _first_wrong(probes: list[_Probe], name: str) -> FirstWrong | None:
+    """Where the traced step first goes wrong on the way to tensor name, if the trace shows it."""
+    traced = probes[0]
+    if traced.pinpoint is None or traced.at_large is None:
+        return None
+    return traced.pinpoint.first_wrong(name, traced.at_large)
+
+
+def first_wrong_sentence(found: FirstWrong) -> str:
+    """One sentence naming the first wrong quantity, the student's variable and line."""
+    where = f"{found.variable} in {found.function}, line {found.line}"
+    quoted = f" ({found.source})" if found.source else ""
+    return (f"The first quantity of your step that goes wrong is {found.quantity}: {where}{quoted}, "
+            f"e = {found.rel_error:.2g} against the reference's {found.quantity}.")
+
+
 def _tensor_result(probes: list[_Probe], name: str, settings: BackpropSettings) -> tuple[CheckResult,
                                                                                           GradientVerdict]:
     probe, verdict = _judged(probes, name, settings)
     found = None if verdict.ok else _diagnosis(probe, name, settings)
     if found is not None:
         verdict = replace(verdict, diagnosis=" ".join(t for t in (verdict.diagnosis, found.text) if t))
+    first = None if verdict.ok else _first_wrong(probes, name)
+    if first is not None:
+        verdict = replace(verdict, first_wrong=first)
     points = settings.points(name)
     credit = {"correct": 1.0, "float32": 1.0, "inconclusive": settings.inconclusive_credit}
     fraction = credit.get(verdict.verdict, 0.0)
     where = f"worst of {len(probes)} probe digits: a {probe.label}" if len(probes) > 1 else f"a {probe.label}"
     message = f"{describe(verdict, settings.policy)} ({where})"
+    if first is not None:
+        message += " " + first_wrong_sentence(first)
     details = {
         "verdict": verdict.to_dict(),
         "rel_error_per_digit": [p.large[name].rel_error for p in probes],
@@ -227,6 +275,8 @@ def _tensor_result(probes: list[_Probe], name: str, settings: BackpropSettings) 
         "worst_label": probe.label,  # the probe digit the message names
         "mistake": found.mistake if found else None,
     }
+    if first is not None:
+        details["first_wrong"] = first.to_dict()
     status = "passed" if verdict.ok else "failed"
     result = CheckResult(f"Q3.{name}", TITLE.format(name), status, round(points * fraction, 6), points,
                          message, details=details, mistake_id=found.mistake if found else None,
