@@ -127,8 +127,8 @@ def _traced_step(student: Student, params: Params, x: np.ndarray, label: int,
         return _step(student, params, x, label, lr), None
     try:
         after, records = traced_step(copy_params(params), x.copy(), int(label), lr)
-        after = _read_params(after)
-    except _Unusable as exc:
+        after = read_params(after)
+    except UnusableParams as exc:
         return f"after train_one_sample the parameters are unusable: {exc}", None
     except StudentCodeError as exc:
         if exc.error.kind != "timeout":
