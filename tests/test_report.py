@@ -24,12 +24,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import graded as shared
 import jsonschema
 import markupsafe
 import pytest
 import yaml
 
-from grader.grading import grade_submission, prepare_data
+from grader.grading import grade_submission
 from grader.report import figures as figs
 from grader.report import (
     grades_csv,
@@ -45,7 +46,7 @@ from grader.report.common import as_dict, check_state, jsonable, mistakes, numbe
 from grader.report.html import common_mistakes, pass_rates
 from grader.results import SubmissionResult
 from grader.rubric import DEFAULT_RUBRIC, load_rubric
-from reference.mnist import load_mnist, sample_path
+from reference.mnist import sample_path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((Path(__file__).parent / "gradescope_results.schema.json").read_text())
@@ -83,11 +84,9 @@ def short_cell_rubric(where: Path):
     return load_rubric(path)
 
 
-@functools.cache
 def grading_inputs():
     """The shipped rubric and the data cut from the shipped MNIST sample (once per test process)."""
-    rubric = load_rubric()
-    return rubric, prepare_data(rubric, load_mnist(sample_path()))
+    return shared.inputs()
 
 
 @functools.cache
@@ -101,7 +100,7 @@ def graded_results() -> dict[str, SubmissionResult]:
         "transposed": ROOT / "tests" / "fixtures" / "bends" / "transposed.py",
         **made,
     }
-    results = {name: grade_submission(path, rubric, data) for name, path in paths.items()}
+    results = {name: shared.graded(path) for name, path in paths.items()}
     loop = ROOT / "tests" / "hostile" / "infinite_loop.py"
     results["timeout"] = grade_submission(loop, short_cell_rubric(workdir()), data)
     return {name: results[name] for name in NAMES}
@@ -141,7 +140,9 @@ def class_results() -> dict[str, SubmissionResult]:
     variant.write_text(kv2154_variant())
     std = workdir() / "std_init.py"
     std.write_text(std_not_variance())
-    extra = {"kv2154_copy": grade_submission(copy, rubric, data),
+    # The copy's bytes are kv2154's, so its grade is kv2154's (grading is deterministic: test_grading.py checks
+    # it); only its path differs.
+    extra = {"kv2154_copy": dataclasses.replace(graded_results()["kv2154"], path=str(copy)),
              "kv2154_f32": grade_submission(variant, rubric, data),
              "scaled": grade_submission(ROOT / "tests" / "fixtures" / "bends" / "scaled_inputs.py", rubric, data),
              "std_init": grade_submission(std, rubric, data)}
@@ -164,10 +165,22 @@ def plain(graded) -> dict[str, SubmissionResult]:
     return {name: dataclasses.replace(r, figures={}) for name, r in graded.items()}
 
 
+class Pages(dict):
+    """Each result's report, rendered on first use and once per view: (name, staff) -> HTML."""
+
+    def __init__(self, graded: dict[str, SubmissionResult]):
+        super().__init__()
+        self.graded = graded
+
+    def __missing__(self, key: tuple[str, bool]) -> str:
+        name, staff = key
+        self[key] = render_report(self.graded[name], staff=staff)
+        return self[key]
+
+
 @pytest.fixture(scope="module")
 def pages(graded) -> dict[tuple[str, bool], str]:
-    """Each result's report, rendered once per view: (name, staff) -> HTML."""
-    return {(name, staff): render_report(r, staff=staff) for name, r in graded.items() for staff in (True, False)}
+    return Pages(graded)
 
 
 def as_json(result: SubmissionResult) -> dict:
@@ -455,7 +468,10 @@ def test_not_gradable_report_explains_why(graded, pages):
 def test_run_errors_are_in_plain_words(graded, pages):
     page = pages["timeout", False]
     timeout = next(e for e in graded["timeout"].errors if e.kind == "timeout")
-    assert f'Your code ran out of time <span class="muted small">in {escape(timeout.where)}</span>' in page
+    assert timeout.message.startswith(f"{timeout.where} was still running")
+    assert f"<h3>Your code ran out of time</h3>\n  <div class=\"message\">{escape(timeout.message)}</div>" in page
+    assert page.count(f"{timeout.where} {timeout.where}") == 0 and "in lines 3-4</span>" not in page
+    assert f"Your code ran out of time: {timeout.message}" in results_json(graded["timeout"])["output"]
     assert "Your code raised an exception" in pages["script", False]
 
 
@@ -627,6 +643,18 @@ def test_results_json_carries_each_check_s_message_status_and_visibility(graded)
     assert result.gradients["b1"].diagnosis in tests["Q3.b1"]["output"]
     assert tests["Q3.learning_rate"]["visibility"] == "hidden"
     assert tests["helpers.sigmoid"]["number"].startswith("5.")
+
+
+def test_results_json_output_lists_what_cost_points_for_visible_checks_only(graded):
+    result = graded["kv2154"]
+    output = results_json(result)["output"]
+    lost = [c for q in result.questions for c in q.checks if c.max_score - c.score > 1e-9]
+    assert "What cost you points:" in output
+    for c in lost:
+        assert (f" {c.title} (" in output) == (c.visibility == "visible")
+    assert f"-4 Q1 {check(result, 'Q1.W3.distribution').title} (failed): " \
+           f"{check(result, 'Q1.W3.distribution').fix}" in output
+    assert "Q4 training 3 epochs (partial): " in output
 
 
 def test_results_json_of_an_ungradable_submission_scores_zero_and_says_why(graded):

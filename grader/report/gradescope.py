@@ -15,9 +15,11 @@ from grader.report.common import (
     ERROR_WORDS,
     as_dict,
     check_state,
+    first_sentence,
     is_not_gradable,
     jsonable,
     points,
+    points_lost,
     question_heading,
     question_numbers,
 )
@@ -131,14 +133,27 @@ def summary(data: dict[str, Any]) -> str:
         lines = [f"Total: {points(data['score'])} / {points(data['max_score'])}"]
         for q in data["questions"]:
             lines.append(f"{question_heading(q['id'], q['title'])}: {points(q['score'])} / {points(q['max_score'])}")
+        lines += cost_lines(data)
     lines += [_error_line(e) for e in data["errors"]]
     if data["grader_version"] or data["rubric"]:
         lines.append(f"Graded by grader {data['grader_version'] or '?'} with rubric {data['rubric'] or '?'}.")
     return "\n".join(lines)
 
 
+def cost_lines(data: dict[str, Any]) -> list[str]:
+    """'What cost you points' for the visible checks (Gradescope shows this output to students): the points
+    lost and the sentence to act on."""
+    lines = []
+    for q in data["questions"]:
+        for c in q["checks"]:
+            if c["visibility"] == "visible" and points_lost(c) > 0:
+                sentence = c.get("fix") or first_sentence(c["message"])
+                lines.append(f"  -{points(points_lost(c))} {q['id']} {c['title']} ({check_state(c)}): {sentence}")
+    return ["", "What cost you points:", *lines, ""] if lines else []
+
+
 def _error_line(e: dict[str, Any]) -> str:
     """'Your code ran out of time (cell 4): stopped after 60 s'."""
-    kind = e.get("kind", "")
-    where = f" ({e['where']})" if e.get("where") else ""
-    return f"{ERROR_WORDS.get(kind, kind)}{where}: {e.get('message', '')}"
+    kind, message = e.get("kind", ""), str(e.get("message", ""))
+    where = f" ({e['where']})" if e.get("where") and not message.startswith(str(e["where"])) else ""
+    return f"{ERROR_WORDS.get(kind, kind)}{where}: {message}"
