@@ -974,6 +974,7 @@ def probe(config):
         report["network_route"] = True
     except OSError:
         report["network_route"] = False
+    report.update(_privileges())
     report["userns_blocked"] = _user_namespace_blocked()
     report["pids"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
     report["root_entries"] = _listing("/")
@@ -982,6 +983,22 @@ def probe(config):
     info = os.stat(config["outbox"])
     report["outbox_id"] = [info.st_dev, info.st_ino]
     return report
+
+
+def _privileges():
+    """The capability sets and the no-new-privileges flag, as the kernel reports them for this process."""
+    found = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("CapPrm", "CapEff", "CapInh", "CapAmb"):
+                    found[key.lower()] = int(value.strip(), 16)
+                elif key == "NoNewPrivs":
+                    found["no_new_privs"] = value.strip() == "1"
+    except (OSError, ValueError):
+        pass
+    return found
 
 
 def _listing(path):
