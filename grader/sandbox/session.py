@@ -405,11 +405,6 @@ class Sandbox:
         """The protections in force for this submission (verified when the child started, as root)."""
         return self._protections
 
-    @property
-    def replay_errors(self) -> tuple[RunError, ...]:
-        """Cells whose replay after a restart failed (they were skipped from then on)."""
-        return tuple(self._replay_errors)
-
     # ----- the grader's requests -----
 
     def run_cells(self) -> RunLog:
