@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.adapt.student import build_student
+from grader.adapt.build import build_student
 from grader.checks.backprop import check_backprop
 from grader.gradients import probe_point, probe_samples
 from grader.pinpoint import QUANTITIES, Pinpoint, TracedArray, as_shape, intermediates
