@@ -4,17 +4,20 @@ reference point. Every question reads it; nothing here knows a student."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from grader.checks.backprop import BackpropSettings
 from grader.checks.training import TrainingSettings
 from grader.gradients import probe_samples
-from grader.rubric import Rubric
 from grader.sandbox import SandboxData
 from grader.student import Params
 from reference import network
 from reference.mnist import Mnist, load_mnist
+
+if TYPE_CHECKING:  # the rubric reads the questions, whose Context holds this data: no import at run time
+    from grader.rubric import Rubric
 
 
 @dataclass(frozen=True)

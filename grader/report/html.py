@@ -20,8 +20,8 @@ from typing import Any
 
 import jinja2
 
+import grader.report.figures as figures
 from grader.problems import EMPTY_FILE
-from grader.report import figures
 from grader.report.common import (
     ERROR_WORDS,
     as_dict,

@@ -538,10 +538,15 @@ class StepTracer:
         self.deadline = _clock() + max_seconds
 
     def global_trace(self, frame, event, arg):
-        if event != "call" or frame.f_code.co_filename not in self.filenames or self.full():
+        # An exception escaping a trace function would surface in the student's code: none may escape.
+        try:
+            if event != "call" or frame.f_code.co_filename not in self.filenames or self.full():
+                return None
+            self.frames[id(frame)] = [frame.f_lineno, {}]
+            self.observe(frame, frame.f_lineno)
+        except Exception:
+            self.truncated, self.events = True, self.max_events
             return None
-        self.frames[id(frame)] = [frame.f_lineno, {}]
-        self.observe(frame, frame.f_lineno)
         return self.local_trace
 
     def local_trace(self, frame, event, arg):
@@ -561,8 +566,8 @@ class StepTracer:
                     if self.wanted(value):
                         self.record(frame, name, frame.f_lineno, value)
         except Exception:  # a student's object broke the walk: stop tracing, keep what was recorded
-            self.truncated = True
-            self.events = self.max_events
+            self.truncated, self.events = True, self.max_events
+            return None
         return self.local_trace
 
     def full(self):
