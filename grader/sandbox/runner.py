@@ -538,10 +538,15 @@ class StepTracer:
         self.deadline = _clock() + max_seconds
 
     def global_trace(self, frame, event, arg):
-        if event != "call" or frame.f_code.co_filename not in self.filenames or self.full():
+        # An exception escaping a trace function would surface in the student's code: none may escape.
+        try:
+            if event != "call" or frame.f_code.co_filename not in self.filenames or self.full():
+                return None
+            self.frames[id(frame)] = [frame.f_lineno, {}]
+            self.observe(frame, frame.f_lineno)
+        except Exception:
+            self.truncated, self.events = True, self.max_events
             return None
-        self.frames[id(frame)] = [frame.f_lineno, {}]
-        self.observe(frame, frame.f_lineno)
         return self.local_trace
 
     def local_trace(self, frame, event, arg):
@@ -561,8 +566,8 @@ class StepTracer:
                     if self.wanted(value):
                         self.record(frame, name, frame.f_lineno, value)
         except Exception:  # a student's object broke the walk: stop tracing, keep what was recorded
-            self.truncated = True
-            self.events = self.max_events
+            self.truncated, self.events = True, self.max_events
+            return None
         return self.local_trace
 
     def full(self):
@@ -974,6 +979,7 @@ def probe(config):
         report["network_route"] = True
     except OSError:
         report["network_route"] = False
+    report.update(_privileges())
     report["userns_blocked"] = _user_namespace_blocked()
     report["pids"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
     report["root_entries"] = _listing("/")
@@ -982,6 +988,22 @@ def probe(config):
     info = os.stat(config["outbox"])
     report["outbox_id"] = [info.st_dev, info.st_ino]
     return report
+
+
+def _privileges():
+    """The capability sets and the no-new-privileges flag, as the kernel reports them for this process."""
+    found = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("CapPrm", "CapEff", "CapInh", "CapAmb"):
+                    found[key.lower()] = int(value.strip(), 16)
+                elif key == "NoNewPrivs":
+                    found["no_new_privs"] = value.strip() == "1"
+    except (OSError, ValueError):
+        pass
+    return found
 
 
 def _listing(path):
