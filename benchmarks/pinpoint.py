@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from grader.adapt.student import build_student
+from grader.adapt.build import build_student
 from grader.gradients import implied_gradient, probe_point
 from grader.pinpoint import Pinpoint, TracedArray
 from grader.sandbox import Sandbox, SandboxData

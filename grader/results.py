@@ -111,8 +111,8 @@ class GradientVerdict:
 
     def to_dict(self) -> dict[str, Any]:
         found = asdict(self)
-        if found["first_wrong"] is None:
-            del found["first_wrong"]  # absent, not null, where nothing was found
+        if found["first_wrong"] is None or self.ok:
+            del found["first_wrong"]  # absent, not null, where nothing was found; never on a tensor judged right
         return found
 
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import jinja2
 
+import grader.report.figures as figures
 from grader.problems import EMPTY_FILE
-from grader.report import figures
 from grader.report.common import (
     ERROR_WORDS,
     as_dict,
@@ -42,7 +42,11 @@ OWN_PLACE_DETAILS = ("diagnosis", "mistake", "hint")  # "mistake": the id, also 
 # Keys of a Q3 tensor check's details that its one line of numbers shows (the rest still get rows).
 PROSE_LENGTH = 20  # a detail string longer than this gets a line of its own, not a cell of the grid
 GRADIENT_LINE_DETAILS = ("verdict", "rel_error_per_digit", "rel_error_per_digit_small_rate", "labels")
-FIGURE_QUESTION = {"init": "Q1", "gradients": "Q3", "training": "Q4"}
+def figure_question() -> dict[str, str]:
+    """Figure group -> the question that draws it (grader/questions/: Question.figures)."""
+    from grader.questions import QUESTIONS
+
+    return {group: q.id for q in QUESTIONS for group in q.figures}
 GRADIENT_QUESTION = "Q3"
 TENSOR_ORDER = ("W1", "b1", "W2", "b2", "W3", "b3")
 
@@ -83,9 +87,9 @@ def report_context(data: dict[str, Any], *, staff: bool) -> dict[str, Any]:
     """Everything report.html.j2 shows, already decided (which checks, which pictures, which words)."""
     pictures = figures.submission_figures(data["figures"])
     questions = [question_view(q, staff) for q in data["questions"]]
-    placed = set()
+    placed, owners = set(), figure_question()
     for q in questions:
-        groups = [g for g, qid in FIGURE_QUESTION.items() if qid == q["id"]]
+        groups = [g for g, qid in owners.items() if qid == q["id"]]
         q["pictures"] = [p for g in groups for p in pictures.get(g, [])]
         placed.update(groups)
         q["gradients"] = gradient_rows(data["gradients"], q["checks"]) if q["id"] == GRADIENT_QUESTION else []

@@ -21,6 +21,7 @@ import shutil
 import signal
 import socket
 import sys
+import time
 import traceback
 import types
 
@@ -31,6 +32,7 @@ RUNNER_FILE = os.path.abspath(__file__)
 # Taken before any student code runs, so patching json/os/numpy attributes cannot reach the protocol.
 _dumps, _loads, _write = json.dumps, json.loads, os.write
 _write_array, _load = npy_format.write_array, np.load
+_clock = time.perf_counter
 MAX_DEPTH = 32
 MAX_ITEMS = 200_000
 REPR_CHARS = 300
@@ -525,19 +527,26 @@ class StepTracer:
     """Records the numeric arrays a call computes in the submission's own frames: after each line, every array
     local (and every array one level inside a local dict, list or `self`) that is new, rebound or changed in
     place, with the line that did it; and arrays a submission function returns. Bounded: at most `budget`
-    numbers in all, `max_records` records and `max_events` line events; the network's own arrays are skipped."""
+    numbers in all, `max_records` records, `max_events` line events and `max_seconds` (after which the call goes
+    on untraced); the network's own arrays are skipped."""
 
     def __init__(self, filenames, lines, skip_ids, budget=400_000, max_records=400, max_events=20_000,
-                 max_array=100_000):
+                 max_array=100_000, max_seconds=0.5):
         self.filenames, self.lines, self.skip_ids = frozenset(filenames), lines, skip_ids
         self.budget, self.max_records, self.max_events, self.max_array = budget, max_records, max_events, max_array
         self.records, self.frames, self.events, self.truncated = [], {}, 0, False
+        self.deadline = _clock() + max_seconds
 
     def global_trace(self, frame, event, arg):
-        if event != "call" or frame.f_code.co_filename not in self.filenames or self.full():
+        # An exception escaping a trace function would surface in the student's code: none may escape.
+        try:
+            if event != "call" or frame.f_code.co_filename not in self.filenames or self.full():
+                return None
+            self.frames[id(frame)] = [frame.f_lineno, {}]
+            self.observe(frame, frame.f_lineno)
+        except Exception:
+            self.truncated, self.events = True, self.max_events
             return None
-        self.frames[id(frame)] = [frame.f_lineno, {}]
-        self.observe(frame, frame.f_lineno)
         return self.local_trace
 
     def local_trace(self, frame, event, arg):
@@ -557,12 +566,17 @@ class StepTracer:
                     if self.wanted(value):
                         self.record(frame, name, frame.f_lineno, value)
         except Exception:  # a student's object broke the walk: stop tracing, keep what was recorded
-            self.truncated = True
-            self.events = self.max_events
+            self.truncated, self.events = True, self.max_events
+            return None
         return self.local_trace
 
     def full(self):
-        return self.events >= self.max_events or self.budget <= 0 or len(self.records) >= self.max_records
+        if self.events >= self.max_events or self.budget <= 0 or len(self.records) >= self.max_records:
+            return True
+        if _clock() > self.deadline:
+            self.truncated, self.events = True, self.max_events
+            return True
+        return False
 
     def wanted(self, value):
         return (type(value) is np.ndarray or isinstance(value, np.ndarray)) and value.dtype.kind in "biuf" \
@@ -965,6 +979,7 @@ def probe(config):
         report["network_route"] = True
     except OSError:
         report["network_route"] = False
+    report.update(_privileges())
     report["userns_blocked"] = _user_namespace_blocked()
     report["pids"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
     report["root_entries"] = _listing("/")
@@ -973,6 +988,22 @@ def probe(config):
     info = os.stat(config["outbox"])
     report["outbox_id"] = [info.st_dev, info.st_ino]
     return report
+
+
+def _privileges():
+    """The capability sets and the no-new-privileges flag, as the kernel reports them for this process."""
+    found = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("CapPrm", "CapEff", "CapInh", "CapAmb"):
+                    found[key.lower()] = int(value.strip(), 16)
+                elif key == "NoNewPrivs":
+                    found["no_new_privs"] = value.strip() == "1"
+    except (OSError, ValueError):
+        pass
+    return found
 
 
 def _listing(path):

@@ -405,11 +405,6 @@ class Sandbox:
         """The protections in force for this submission (verified when the child started, as root)."""
         return self._protections
 
-    @property
-    def replay_errors(self) -> tuple[RunError, ...]:
-        """Cells whose replay after a restart failed (they were skipped from then on)."""
-        return tuple(self._replay_errors)
-
     # ----- the grader's requests -----
 
     def run_cells(self) -> RunLog:
@@ -753,13 +748,18 @@ class Sandbox:
         memory_mb, _ = self._process_limits()
         log = self._log_fd
         assert log is not None
-        joins = [os.open(p, os.O_WRONLY) for p in self._cgroup.procs_files()] if self._cgroup else []
+        joins: list[int] = []
         try:
+            joins += [os.open(p, os.O_WRONLY) for p in self._cgroup.procs_files()] if self._cgroup else []
             proc = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(request_r, answer_w),
                 env=env, cwd=base, start_new_session=True,
                 preexec_fn=lifetime.die_with_parent(isolation.rlimit_setter(
                     memory_mb, self.limits.file_mb, nproc, strict=self.isolated, join=joins)))
+        except (OSError, subprocess.SubprocessError) as exc:  # e.g. the cgroup refused the child
+            for fd in (request_w, answer_r):
+                os.close(fd)
+            raise SandboxFailure(f"the sandbox child could not be started: {exc}") from None
         finally:
             for fd in (request_r, answer_w, *joins):
                 os.close(fd)
@@ -811,6 +811,10 @@ class Sandbox:
                             f"{probe.get('groups')}, expected {self.user.uid}/{self.user.gid} and no groups")
         if isolation.is_root() and probe.get("secret_readable") is not False:
             problems.append("the child can read a root-only file")
+        capabilities = {k: probe.get(k) for k in ("capprm", "capeff", "capinh", "capamb")}
+        if set(capabilities.values()) != {0} or probe.get("no_new_privs") is not True:
+            problems.append(f"the child has capabilities or may gain privileges ({capabilities}, no_new_privs "
+                            f"{probe.get('no_new_privs')})")
         fresh_pids = probe.get("pid") == 1 if self.engine == "namespaces" else len(probe.get("pids") or "?" * 9) <= 4
         if not fresh_pids or probe.get("grader_visible") is not False:
             problems.append("the child is not in a fresh PID namespace (it can see the grader)")
