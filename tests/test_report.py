@@ -465,6 +465,14 @@ def test_not_gradable_report_explains_why(graded, pages):
     assert 'id="not-gradable"' not in pages["kv2154", False]
 
 
+def test_the_report_header_names_the_problems_as_the_index_does(graded, pages):
+    labels = "; ".join(graded["timeout"].problems)
+    assert labels == "time-out at lines 3-4; code not matched to the handout"
+    assert f"Problems:</strong> {labels}" in pages["timeout", False]
+    assert 'id="problems"' not in pages["kv2154", False]
+    assert "Problems:</strong> not a submission" in pages["broken", True]
+
+
 def test_run_errors_are_in_plain_words(graded, pages):
     page = pages["timeout", False]
     timeout = next(e for e in graded["timeout"].errors if e.kind == "timeout")
