@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.batch import Job, grader_failure
-from grader.session import JobConfig, save_reports
+from grader.jobs import JobConfig, save_reports
 
 CONNECT_TIMEOUT_S = 10
 _ADDRESS = re.compile(r"dask://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})/?")

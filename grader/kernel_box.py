@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import builtins
 import copy
-import random
 import signal
 import sys
 import threading
@@ -28,11 +27,11 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from grader.kernel_state import restore_bindings
 from grader.results import RunError
 from grader.sandbox import runner
 from grader.sandbox.session import CallResult, Limits, NetworkEntry, RunLog, Symbol
@@ -41,7 +40,6 @@ from grader.sandbox.values import Fingerprint, Opaque, Ref
 
 THIS_FILE = __file__
 REFIRE_S = 0.25  # after the limit, SIGALRM repeats at this interval until the call returns
-MAX_SNAPSHOT_BYTES = 2 * 2**30  # in-place restoration covers arrays up to this many bytes in total
 
 
 class CallTimedOut(BaseException):
@@ -212,9 +210,11 @@ class KernelBox:
     def call(self, function: str, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, *,
              set_globals: dict[str, Any] | None = None, get_globals: Sequence[str] = (),
              set_params: dict[int, np.ndarray] | None = None, get_params: Sequence[int] = (),
-             record: Sequence[str] = (), compact: bool = False, timeout_s: float | None = None) -> CallResult:
+             record: Sequence[str] = (), compact: bool = False, timeout_s: float | None = None,
+             trace: bool = False) -> CallResult:
         """Set globals (copies) and the network's arrays (in place), call `function(*args, **kwargs)`, read
-        back copies, restore the bindings (the arrays' contents are restored by `preserved_state`)."""
+        back copies, restore the bindings (the arrays' contents are restored by `preserved_state`). `trace` is
+        accepted and ignored: in the student's own kernel nothing is traced (CallResult.trace stays None)."""
         where = f"call {function}"
         started = time.monotonic()
         remaining = self._deadline - started
@@ -317,111 +317,6 @@ def _no_input() -> Iterator[None]:
 def _text(writer: runner.BoundedWriter, stream: str) -> str:
     text, dropped = writer.take()
     return text + (f"\n[... {dropped} more characters of {stream} were dropped (output limit)]" if dropped else "")
-
-
-def restore_bindings(ns: MutableMapping[str, Any], bindings: dict[str, Any]) -> None:
-    """Make ns bind exactly `bindings` again (drop added names, rebind changed ones), touching nothing else."""
-    for name in [n for n in ns if n not in bindings]:
-        del ns[name]
-    for name, value in bindings.items():
-        if name not in ns or ns[name] is not value:
-            ns[name] = value
-
-
-# ----------------------------------------------------------------- the student's state, around a check
-
-
-@dataclass
-class _Snapshot:
-    """One mutable value and how to put its contents back in place: arrays, containers, RNG states."""
-
-    obj: Any
-    saved: Any
-    children: list[_Snapshot]
-
-
-def _snapshot(value: Any, budget: list[int], seen: set[int], depth: int = 0) -> _Snapshot | None:
-    if id(value) in seen or depth > 16:
-        return None
-    if isinstance(value, np.ndarray):
-        if value.dtype.hasobject or value.nbytes > budget[0]:
-            return None
-        budget[0] -= value.nbytes
-        seen.add(id(value))
-        return _Snapshot(value, value.copy(), [])
-    if isinstance(value, np.random.Generator):
-        return _Snapshot(value, copy.deepcopy(value.bit_generator.state), [])
-    if isinstance(value, np.random.RandomState):
-        return _Snapshot(value, value.get_state(), [])
-    if isinstance(value, random.Random):
-        return _Snapshot(value, value.getstate(), [])
-    if isinstance(value, (list, tuple, dict)) and len(value) <= 100_000:
-        seen.add(id(value))
-        items = list(value.items()) if isinstance(value, dict) else list(value)
-        inner = [v for _, v in items] if isinstance(value, dict) else items
-        children = [s for s in (_snapshot(v, budget, seen, depth + 1) for v in inner) if s is not None]
-        return _Snapshot(value, items if not isinstance(value, tuple) else None, children)
-    return None
-
-
-def _restore(snap: _Snapshot) -> None:
-    obj = snap.obj
-    if isinstance(obj, np.ndarray):
-        if obj.shape == snap.saved.shape and obj.tobytes() != snap.saved.tobytes():
-            if not obj.flags.writeable:
-                return  # the student froze it after changing it; nothing safe to do
-            np.copyto(obj, snap.saved, casting="unsafe")
-    elif isinstance(obj, np.random.Generator):
-        obj.bit_generator.state = snap.saved
-    elif isinstance(obj, np.random.RandomState):
-        obj.set_state(snap.saved)
-    elif isinstance(obj, random.Random):
-        obj.setstate(snap.saved)
-    elif isinstance(obj, list) and not _same_list(obj, snap.saved):
-        obj[:] = snap.saved
-    elif isinstance(obj, dict) and not _same_items(obj, snap.saved):
-        obj.clear()
-        obj.update(snap.saved)
-    for child in snap.children:
-        _restore(child)
-
-
-def _same_list(values: list, saved: list) -> bool:
-    """The list holds exactly these very objects, in this order."""
-    return len(values) == len(saved) and all(a is b for a, b in zip(values, saved, strict=True))
-
-
-def _same_items(mapping: dict, items: list[tuple[Any, Any]]) -> bool:
-    """The dict holds exactly these keys, in this order, bound to these very objects."""
-    return len(mapping) == len(items) and all(
-        k is k2 and v is v2 for (k, v), (k2, v2) in zip(mapping.items(), items, strict=True))
-
-
-@contextmanager
-def preserved_state(ns: MutableMapping[str, Any]) -> Iterator[None]:
-    """Around a check: the namespace's bindings, the contents of its arrays, lists, dicts and random
-    generators (in place, identities kept), numpy's and `random`'s global random states, np.seterr.
-
-    numpy's global RNG is seeded with 0 inside (the sandbox seeds its child the same way), so that a check
-    gives the same answer each time it is run."""
-    bindings = dict(ns)
-    budget, seen = [MAX_SNAPSHOT_BYTES], set()
-    snapshots = [s for name, v in bindings.items() if not str(name).startswith("__")
-                 for s in [_snapshot(v, budget, seen)] if s is not None]
-    # the network's arrays wherever they live (objects, closures, defaults): the grader writes into them
-    snapshots += [s for array, _ in runner.network_arrays(ns) for s in [_snapshot(array, budget, seen)] if s]
-    numpy_state, random_state, errors = np.random.get_state(), random.getstate(), np.geterr()
-    try:
-        np.random.seed(0)
-        random.seed(0)
-        yield
-    finally:
-        restore_bindings(ns, bindings)
-        for snap in snapshots:
-            _restore(snap)
-        np.random.set_state(numpy_state)
-        random.setstate(random_state)
-        np.seterr(**errors)
 
 
 def caller_namespace(depth: int = 1) -> dict[str, Any]:

@@ -77,6 +77,23 @@ class QuestionResult:
 
 
 @dataclass(frozen=True)
+class FirstWrong:
+    """The first wrong quantity of the student's step (grader/pinpoint.py): which one, the student's variable
+    holding it, where it is assigned, its quoted source line and e against the reference's value."""
+
+    quantity: str  # z1 .. p, delta3 .. delta1, dW3 .. db1
+    variable: str
+    function: str
+    line: int
+    rel_error: float
+    source: str = ""  # the line, quoted
+    file: str = ""  # "hw.py", or "hw.ipynb cell 4" for a notebook
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class GradientVerdict:
     """Q3 verdict for one tensor (W1, b1, ... b3): relative error e = ||g - f|| / max(||g||, ||f||)."""
 
@@ -90,9 +107,13 @@ class GradientVerdict:
     sign_agreement: float | None = None
     ratio: float | None = None
     diagnosis: str | None = None
+    first_wrong: FirstWrong | None = None  # only on a wrong tensor, where the traced step shows where
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        found = asdict(self)
+        if found["first_wrong"] is None or self.ok:
+            del found["first_wrong"]  # absent, not null, where nothing was found; never on a tensor judged right
+        return found
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ class QuestionRule:
     id: str
     title: str
     checks: dict[str, CheckRule]
-    settings: Any  # the question's settings dataclass (grader/registry.py: SETTINGS_CLASSES)
+    settings: Any  # the question's settings dataclass (grader/questions/: Question.settings)
 
     @property
     def points(self) -> float:
@@ -89,7 +89,9 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
 
 
 def _build(raw: dict[str, Any], where: str, sha: str) -> Rubric:
-    from grader.registry import KNOWN_CHECKS, SETTINGS_CLASSES
+    from grader.questions import known_checks, settings_classes
+
+    KNOWN_CHECKS, SETTINGS_CLASSES = known_checks(), settings_classes()  # noqa: N806 - read once per rubric
 
     _only_keys(raw, {"name", "total", "questions", "data", "limits"}, where)
     for key in ("name", "total", "questions"):

@@ -22,10 +22,13 @@ from typing import Any
 import jinja2
 import numpy as np
 
-from grader.adapt.student import HANDOUT_FUNCTIONS, build_student
-from grader.grading import QUESTION_ORDER, GradingData, prepare_data, run_checks
-from grader.kernel_box import KernelBox, caller_namespace, preserved_state
-from grader.registry import KNOWN_CHECKS
+from grader.adapt.build import build_student
+from grader.adapt.student import HANDOUT_FUNCTIONS
+from grader.grading import GradingData, prepare_data, run_checks
+from grader.kernel_box import KernelBox, caller_namespace
+from grader.kernel_state import preserved_state
+from grader.questions import QUESTIONS
+from grader.questions.helpers import NAMES as HELPER_NAMES
 from grader.report.common import check_state
 from grader.results import CheckResult, QuestionResult, RunError
 from grader.rubric import Rubric, load_rubric
@@ -33,10 +36,8 @@ from grader.scoring import score_question
 from grader.student import Params, Student, StudentCodeError
 from reference.mnist import Mnist, load_mnist
 
-HELPER_NAMES = tuple(c.split(".", 1)[1] for c in KNOWN_CHECKS["helpers"])
 # The handout functions each question calls; the others are hidden from the checks of a one-question run.
-NEEDS = {"helpers": (), "Q1": (), "Q2": ("feed_forward_sample", "feed_forward_dataset"),
-         "Q3": ("train_one_sample",), "Q4": ("train_one_epoch", "train_one_sample")}
+NEEDS = {q.id: q.functions for q in QUESTIONS}
 MARKS = {"passed": "ok", "partial": "PARTIAL", "failed": "FAIL", "error": "ERROR", "skipped": "skip"}
 TRAINED_NOTE = (
     "Not checked: the weights and biases in this kernel have been trained (b3 is non-zero but sums to 0, "
@@ -128,7 +129,7 @@ def check(question: str | int | None = None, *, namespace: MutableMapping[str, A
         checks, _, _, _ = run_checks(_OneQuestion(student, qid) if qid else student, rubric, data)
         adaptations, problems = tuple(student.adaptations), tuple(student.problems)
         initial = student.initial_params
-    ids = [qid] if qid else [q for q in QUESTION_ORDER if q in rubric.questions]
+    ids = [qid] if qid else [q.id for q in QUESTIONS if q.id in rubric.questions]
     questions = [_visible(score_question(q, checks.get(q, []), rubric)) for q in ids]
     questions, notes = _judge_q1_context(questions, initial)
     unchecked = tuple(q.id for q in questions if q.id == "Q1" and notes.get("Q1") == TRAINED_NOTE)

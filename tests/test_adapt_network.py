@@ -210,3 +210,14 @@ def test_float32_layouts_are_written_in_their_own_dtype(style, transposed, seed)
     got = from_entries(written, layout)
     for x, y in zip(got.params[0] + got.params[1], params[0] + params[1], strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-6)
+
+
+def test_a_momentum_buffer_shaped_like_the_network_is_not_taken_for_it():
+    w, b = canonical(11)
+    entries = entries_in({"weights": w, "biases": b})
+    later = entries_in({"velocity": [np.full_like(x, 0.5) for x in w], "velocity_b": [np.ones_like(x) for x in b]})
+    buffers = [NetworkEntry(len(entries) + e.index, e.paths, e.texts, e.value, None) for e in later]  # made later
+    layout = choose_network(entries + buffers, used={"weights", "biases", "velocity", "velocity_b"})
+    assert isinstance(layout, NetworkLayout), layout
+    assert [layout.texts[i] for i in layout.w_entries + layout.b_entries] == [
+        "weights[0]", "weights[1]", "weights[2]", "biases[0]", "biases[1]", "biases[2]"]

@@ -15,8 +15,10 @@ import nbformat
 import numpy as np
 import pytest
 
+from grader.adapt.build import build_student
 from grader.adapt.calls import call_arguments, plan_call
-from grader.adapt.student import DataForm, SandboxStudent, build_student
+from grader.adapt.data_form import DataForm
+from grader.adapt.student import SandboxStudent
 from grader.checks.training import Fingerprint
 from grader.gradients import implied_gradient, probe_point
 from grader.sandbox import Limits, Param, Sandbox, SandboxData

@@ -1,9 +1,13 @@
 """Fault injection on real `grade` runs: killed workers, signals to the whole run, a full and a read-only output
-folder. Real processes, real signals, real file systems (a small tmpfs, as root)."""
+folder. Real processes, real signals, real file systems (a small tmpfs, as root).
+
+The runs that take 15-40 s here are marked slow: a plain `pytest` leaves them out, `pytest -m slow` (CI) runs them.
+"""
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import signal
@@ -21,7 +25,7 @@ from grader.lifetime import box_owner, leftover_cgroups
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "reference" / "data" / "mnist_sample.npz"
-CELL_TIMEOUT_S = 12  # long enough to find and kill the worker of a spinning submission, short enough to wait out
+CELL_TIMEOUT_S = 10  # long enough to find and kill the worker of a spinning submission, short enough to wait out
 REPORT_SUFFIXES = (".json", ".html", ".results.json")
 
 
@@ -41,6 +45,13 @@ def spinning(folder: Path, stem: str = "spin") -> Path:
     """A submission whose top level never ends; its unique name marks its sandbox child's command line."""
     path = folder / f"{stem}_{uuid.uuid4().hex[:10]}.py"
     path.write_text("x = 0\nwhile True:\n    x += 1\n")
+    return path
+
+
+def sleeping(folder: Path, seconds: float = 4) -> Path:
+    """A submission that takes a few seconds at top level and then ends (a worker can be killed meanwhile)."""
+    path = folder / f"sleep_{uuid.uuid4().hex[:10]}.py"
+    path.write_text(f"import time\ntime.sleep({seconds})\nx = 1\n")
     return path
 
 
@@ -146,6 +157,7 @@ def index_links(out: Path) -> list[str]:
 # --- a dead worker ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_worker_killed_twice_costs_only_its_submission_and_leaves_nothing_behind(tmp_path, rubric):
     folder = tmp_path / "class"
     folder.mkdir()
@@ -185,41 +197,43 @@ def test_a_worker_killed_twice_costs_only_its_submission_and_leaves_nothing_behi
     assert not processes_running(spin.stem) and not boxes_of(seen | {first, second})
 
 
+@pytest.mark.slow
 def test_a_worker_killed_once_is_graded_again_and_a_grader_failure_keeps_the_earlier_report(tmp_path, rubric):
     folder = tmp_path / "class"
     folder.mkdir()
-    spin = spinning(folder)
+    slow = sleeping(folder)
     trivial(folder, "other.py")
     out = tmp_path / "reports"
     proc = start_grade(str(folder), "--out", str(out), "--jobs", "2", rubric=rubric)
-    worker, _ = sandbox_of(spin.stem, proc)
+    worker, _ = sandbox_of(slow.stem, proc)
     os.kill(worker, signal.SIGKILL)
     code, stdout, stderr = finish(proc)
     assert code == 0, stderr
-    report = (out / f"{spin.stem}.json").read_text()
-    assert "worker process died" not in report and "grader_failed" not in report
-    assert "time" in report.lower()  # graded again: its endless loop timed out, as any run's would
+    report = json.loads((out / f"{slow.stem}.json").read_text())
+    assert not report.get("grader_failed") and report["max_score"] == 100 and report["questions"]
+    assert not [e for e in report["errors"] if e["kind"] == "grader"]
     assert "graded again in a fresh worker" in stdout
     earlier = snapshot(out)
 
     # Graded again (--force), and this time both workers die: the good report above stays as it was.
     proc = start_grade(str(folder), "--out", str(out), "--jobs", "2", "--force", rubric=rubric)
-    first, _ = sandbox_of(spin.stem, proc)
+    first, _ = sandbox_of(slow.stem, proc)
     os.kill(first, signal.SIGKILL)
-    second, _ = sandbox_of(spin.stem, proc, exclude={first})
+    second, _ = sandbox_of(slow.stem, proc, exclude={first})
     os.kill(second, signal.SIGKILL)
     code, stdout, stderr = finish(proc)
     assert code == 1
     after = snapshot(out)
     for suffix in REPORT_SUFFIXES:
-        assert after[f"{spin.stem}{suffix}"] == earlier[f"{spin.stem}{suffix}"]
-    assert f"the grader itself failed on {spin.stem}: their earlier reports were kept" in stderr
-    assert f"{spin.stem}.html" in index_links(out)
+        assert after[f"{slow.stem}{suffix}"] == earlier[f"{slow.stem}{suffix}"]
+    assert f"the grader itself failed on {slow.stem}: their earlier reports were kept" in stderr
+    assert f"{slow.stem}.html" in index_links(out)
 
 
 # --- signals to the whole run -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_to_the_run_stops_it_cleanly_and_a_rerun_resumes(tmp_path, rubric, sig):
     folder = tmp_path / "class"
@@ -242,6 +256,7 @@ def test_a_signal_to_the_run_stops_it_cleanly_and_a_rerun_resumes(tmp_path, rubr
     wait_until(lambda: not running(seen), 10, "a process of the interrupted run is still running")
     assert not processes_running(spin.stem) and not boxes_of(seen)
 
+    spin.write_text("x = 2\n")  # fixed by its student: the same command grades what is left
     code, stdout, stderr = finish(start_grade(str(folder), "--out", str(out), "--jobs", "2", rubric=rubric))
     assert code == 0, stderr
     assert "1 graded now, 1 up to date" in stdout
@@ -284,6 +299,7 @@ def tmpfs(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+@pytest.mark.slow
 def test_a_full_disk_loses_no_submission_and_leaves_no_half_report(tmp_path, rubric, tmpfs):
     disk, remount = tmpfs
     folder = tmp_path / "class"

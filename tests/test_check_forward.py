@@ -9,15 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.checks.forward import (
-    ForwardCase,
-    ForwardSettings,
-    check_feed_forward_dataset,
-    check_feed_forward_sample,
-    parse_accuracy,
-    parse_average_loss,
-    read_guess,
-)
+from grader.checks.forward import ForwardCase, ForwardSettings, check_feed_forward_sample, read_guess
+from grader.checks.forward_dataset import check_feed_forward_dataset, parse_accuracy, parse_average_loss
 from grader.gradients import probe_point
 from grader.results import RunError
 from grader.student import InProcessStudent, StudentCodeError

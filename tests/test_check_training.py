@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from grader.checks.short_training import check_short_training
 from grader.checks.training import (
     Fingerprint,
     TrainingSettings,
-    check_short_training,
     check_training_loop,
     identify_sample,
     recorded_label,

@@ -149,6 +149,7 @@ def test_files_in_a_folder_that_are_not_submissions_are_listed_once_as_skipped(t
     assert "a: 0 / 100" in run.stdout
 
 
+@pytest.mark.slow
 def test_report_names_are_distinct_safe_and_stable_across_runs_and_the_index_links_them(tmp_path):
     """innocent~b.py and innocent_b.py, `jane doe.py`, and ontime/ and late/ copies graded into one --out in
     two runs: every one keeps its own report set; an unchanged file is skipped as up to date."""

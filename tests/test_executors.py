@@ -12,8 +12,9 @@ import pytest
 
 from grader.batch import Job, discover
 from grader.executors import ExecutorError, Payload, Shared, collect, grade_on_worker, run_on_dask, scheduler_address
+from grader.jobs import JobConfig
 from grader.rubric import load_rubric
-from grader.session import GradingSession, JobConfig
+from grader.session import GradingSession
 from reference.mnist import load_mnist, sample_path
 
 distributed = pytest.importorskip("distributed")

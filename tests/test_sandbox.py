@@ -272,9 +272,9 @@ def test_student_environment_input_ipython_display_matplotlib_and_tensorflow_lim
     assert status == ["ok"] * 5 + ["exception", "ok", "exception", "ok", "exception", "exception"]
     assert log.outcomes[4].stdout == "[1, 2]\n"
     assert "EOFError" in log.outcomes[5].error.message
-    assert "only for loading MNIST" in log.outcomes[7].error.message
-    for failed in (7, 9, 10):
-        assert "only for loading MNIST" in log.outcomes[failed].error.message
+    for failed, name in ((7, "tensorflow.keras.Sequential"), (9, "keras.datasets.cifar10"),
+                         (10, "tensorflow.keras.layers")):
+        assert f"{name} is not available while grading" in log.outcomes[failed].error.message
 
 
 def test_notebook_tracebacks_name_the_cell_and_its_own_line(tmp_path):
@@ -432,6 +432,7 @@ def _without_hiding_the_grader(script: str) -> str:
     (lambda command: [a for a in command if a != "--net"], "has a network"),
     (lambda command: [a for a in command if a not in ("--pid", "--mount-proc")], "fresh PID namespace"),
     (lambda command: command[:-1] + [_without_hiding_the_grader(command[-1])], "can see hidden paths"),
+    (lambda command: command[:-1] + [command[-1].replace(" --no-new-privs", "")], "may gain privileges"),
 ])
 def test_a_weakened_fallback_command_line_is_caught_by_the_probe(tmp_path, monkeypatch, weaken, problem):
     from grader.sandbox import isolation
@@ -538,3 +539,27 @@ def test_a_sandbox_cgroup_holds_its_limits_and_a_dead_graders_leftover_is_swept(
         group.remove()
         leftover.remove()
     assert not group.memory_dir.exists()
+
+
+@pytest.mark.skipif(cgroups.available() is None, reason="no writable cgroup here")
+def test_a_child_that_cannot_join_its_cgroup_is_never_started(tmp_path, monkeypatch):
+    monkeypatch.setattr(cgroups.Cgroup, "procs_files", lambda self: [Path("/dev/full")])  # every write fails
+    with pytest.raises(SandboxFailure, match="could not be started"):
+        with Sandbox(submission_of(tmp_path, "x = 1\n"), None, FAST):
+            pass
+
+
+def test_the_view_holds_the_students_packages_and_never_the_graders(tmp_path):
+    import grader
+    import reference
+
+    entries = [e for d in bwrap._site_dirs() for e in bwrap.allowed_entries(d)]
+    assert "numpy" in entries and "matplotlib" in entries
+    assert not {"grader", "reference"} & set(entries) and not any(e.endswith(".pth") for e in entries)
+    files = bwrap.BoxFiles(*(tmp_path / n for n in ("runner.py", "shims", "data", "inbox")), None,
+                           *(tmp_path / n for n in ("probe-secret", "passwd", "group")))
+    view = bwrap.view(files, bwrap.Sizes(16, 64), hidden=[])
+    for package in (grader, reference):
+        assert bwrap.visible_at_own_path(view, Path(package.__file__).parent) is None
+    assert bwrap.visible_at_own_path(view, Path(np.__file__).parent) is not None
+    assert bwrap.visible_at_own_path(view, Path("/srv")) is None and bwrap.visible_at_own_path(view, tmp_path) is None

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.kernel_box import CallTimedOut, KernelBox, preserved_state, value_tree
+from grader.kernel_box import CallTimedOut, KernelBox, value_tree
+from grader.kernel_state import preserved_state
 from grader.sandbox import Fingerprint, Limits, Opaque
 from grader.selfcheck import (
     MAYBE_TRAINED_NOTE,
@@ -463,7 +464,7 @@ def test_in_a_real_notebook_kernel():
 
 def test_the_kernel_and_the_sandbox_train_kv2154_alike(mnist):
     """Q4 in the kernel must agree with the real grade: the same adapter over either box, the same bits."""
-    from grader.adapt.student import build_student
+    from grader.adapt.build import build_student
     from grader.sandbox import Sandbox, SandboxData
     from grader.submission import load_submission
     from reference import network

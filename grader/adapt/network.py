@@ -26,6 +26,7 @@ from grader.adapt.shapes import (
     find_biases,
     find_weights,
     orientation,
+    pairs,
     read_bias,
     read_weight,
 )
@@ -101,14 +102,14 @@ def _tiers(entries: Sequence[NetworkEntry], used: Collection[str]) -> list[list[
 
 def _assign(entries: Sequence[NetworkEntry], used: Collection[str]) -> NetworkLayout | LayoutProblem:
     by_path = {_preferred_path(e, used): e for e in entries}
-    arrays = [(path, _shape_of(e)) for path, e in by_path.items() if _shape_of(e) is not None]
+    arrays = [(path, _shape_of(e)) for path, e in _without_unlikely_twins(by_path).items() if _shape_of(e) is not None]
     weights, problem = find_weights(arrays)
     if problem:
         return problem
     transposed, problem = orientation(weights)
     if problem:
         return problem
-    biases, pair_notes, problem = find_biases(arrays, weights)
+    biases, pair_notes, problem = find_biases(_biases_beside(arrays, weights), weights)
     if problem:
         return problem
     layers = tuple(
@@ -123,6 +124,40 @@ def _assign(entries: Sequence[NetworkEntry], used: Collection[str]) -> NetworkLa
     layout = NetworkLayout(layers, w_entries, b_entries, holders, texts)  # type: ignore[arg-type]
     return NetworkLayout(layout.layers, layout.w_entries, layout.b_entries, holders, texts,
                          tuple(_notes(layout, [chosen[i] for i in layout.entries], used) + pair_notes))
+
+
+def _without_unlikely_twins(by_path: dict[Any, NetworkEntry]) -> dict[Any, NetworkEntry]:
+    """Where two weight-shaped arrays compete for one layer, keep those that were random at the initialisation:
+    a momentum buffer or a gradient made later, or zeros then, is not the network's weight matrix."""
+    def likely(e: NetworkEntry) -> bool:
+        a = e.initial
+        return isinstance(a, np.ndarray) and a.size > 0 and not bool(np.all(a == a.flat[0]))
+
+    def layer(e: NetworkEntry) -> frozenset[int] | None:
+        a = _shape_of(e)
+        return frozenset(a.shape) if a is not None and a.ndim == 2 and min(a.shape) > 1 else None
+
+    groups: dict[frozenset[int], list[NetworkEntry]] = {}
+    for e in by_path.values():
+        if layer(e) is not None:
+            groups.setdefault(layer(e), []).append(e)
+    dropped = {id(e) for group in groups.values() if len(group) > 1 and any(map(likely, group))
+               for e in group if not likely(e)}
+    return {p: e for p, e in by_path.items() if id(e) not in dropped}
+
+
+def _biases_beside(arrays: list[tuple[Any, np.ndarray]], weights: list[tuple[Any, np.ndarray, Any]]
+                   ) -> list[tuple[Any, np.ndarray]]:
+    """The arrays, with bias candidates narrowed to those paired with the chosen weights by path (biases[0]
+    beside weights[0]) when more candidates than the network's three are found and the pairs are exactly three."""
+    w_paths = [p for p, _, _ in weights]
+    biases = [(p, a) for p, a in arrays if a.ndim == 1 or (a.ndim == 2 and min(a.shape) == 1)]
+    paired = [(p, a) for p, a in biases if any(pairs(p, w, w_paths) for w in w_paths)]
+    sizes = sorted(a.size for _, a in paired)
+    if len(biases) > 3 and sizes == [10, 32, 32]:
+        dropped = {id(a) for _, a in biases} - {id(a) for _, a in paired}
+        return [(p, a) for p, a in arrays if id(a) not in dropped]
+    return arrays
 
 
 def _text(entry: NetworkEntry, used: Collection[str]) -> str:

@@ -93,7 +93,7 @@ def _pairing_key(path: Path) -> tuple[str, ...]:
     return tuple(_ROLE_WORD.sub("", str(k).lower()) for k in path)
 
 
-def _pairs(b_path: Path, w_path: Path, w_paths: Sequence[Path]) -> bool:
+def pairs(b_path: Path, w_path: Path, w_paths: Sequence[Path]) -> bool:
     """A bias belongs with a weight: same index/key in parallel containers ('W1'/'b1', weights[0]/biases[0]),
     or siblings in a per-layer container (layers[0]['W'] / layers[0]['b'], layers[0][0] / layers[0][1])."""
     if _pairing_key(b_path) == _pairing_key(w_path):
@@ -166,8 +166,8 @@ def find_biases(arrays, weights) -> tuple[list[tuple[Path, np.ndarray]], list[st
         )
     first, second = by_size[32]
     w_paths = [p for p, _, _ in weights]
-    straight = _pairs(first[0], w_paths[0], w_paths) or _pairs(second[0], w_paths[1], w_paths)
-    crossed = _pairs(first[0], w_paths[1], w_paths) or _pairs(second[0], w_paths[0], w_paths)
+    straight = pairs(first[0], w_paths[0], w_paths) or pairs(second[0], w_paths[1], w_paths)
+    crossed = pairs(first[0], w_paths[1], w_paths) or pairs(second[0], w_paths[0], w_paths)
     if crossed and not straight:
         first, second = second, first
     elif not straight:

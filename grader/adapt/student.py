@@ -10,104 +10,29 @@ the call changed. Every failure becomes a StudentCodeError; nothing the student'
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from grader.adapt.calls import CallPlan, SignatureProblem, call_arguments, plan_call
-from grader.adapt.names import HANDOUT, LEARNING_RATE_NAMES
+from grader.adapt.calls import CallPlan, call_arguments
+from grader.adapt.data_form import DataForm
+from grader.adapt.names import HANDOUT
 from grader.adapt.network import (
     NetworkLayout,
-    choose_network,
     from_entries,
-    initial_params,
     returned_network,
     to_entries,
 )
 from grader.adapt.returns import read_forward_return
 from grader.adapt.shapes import LayoutProblem
 from grader.results import RunError
-from grader.sandbox import CallResult, Fingerprint, Opaque, Ref, RunLog, Sandbox, Symbol
+from grader.sandbox import CallResult, Fingerprint, Opaque, Ref, Sandbox
 from grader.student import EpochRun, Params, StudentCodeError
 
 HANDOUT_FUNCTIONS = tuple(HANDOUT)
 PARAMETER_ROLES = ("weights", "biases")
-HANDOUT_SAMPLE = ((28, 28), "uint8")  # x_train[i] as tf.keras.datasets.mnist.load_data() gives it
-PIXELS = 784
-_MAX_CONTAINER = 64  # globals longer than this are data, not parameters: never fetched to look for weights
-
-
-# ------------------------------------------------------------------------------------------- data forms
-
-
-@dataclass(frozen=True)
-class DataForm:
-    """How the student's top level holds the data: one sample's shape and dtype, the labels' dtype."""
-
-    sample_shape: tuple[int, ...] = HANDOUT_SAMPLE[0]
-    sample_dtype: str = HANDOUT_SAMPLE[1]
-    label_dtype: str = "uint8"
-    note: str | None = None
-    one_hot_labels: bool = False  # the student's y_train holds one-hot rows (n, 10), and their code expects them
-
-    def sample(self, x: np.ndarray) -> np.ndarray:
-        """Canonical (784,) raw pixels -> one sample in the student's form (float64 if not exact in it)."""
-        return self.samples(np.asarray(x).reshape(1, -1))[0]
-
-    def samples(self, images: np.ndarray) -> np.ndarray:
-        """Canonical (n, 784) raw pixels -> (n, *sample_shape) in the student's dtype where that is exact."""
-        flat = np.asarray(images, dtype=np.float64)
-        if flat.ndim != 2 or flat.shape[1] != PIXELS:
-            raise ValueError(f"canonical images must be (n, {PIXELS}), got {flat.shape}")
-        shaped = flat.reshape((len(flat), *self.sample_shape))
-        dtype = np.dtype(self.sample_dtype)
-        if dtype.kind in "iu":
-            info = np.iinfo(dtype)
-            exact = np.isfinite(flat).all() and (flat == np.round(flat)).all()
-            if exact and flat.min(initial=0) >= info.min and flat.max(initial=0) <= info.max:
-                return shaped.astype(dtype)
-            return shaped
-        return shaped.astype(dtype) if dtype.kind == "f" else shaped
-
-    def labels(self, labels: np.ndarray) -> np.ndarray:
-        """Canonical int labels (n,) -> the student's y_train form: the dtype of its integers (uint8 from keras),
-        or one-hot rows (n, 10) in its dtype."""
-        labels = np.asarray(labels).reshape(-1).astype(np.int64)
-        dtype = np.dtype(self.label_dtype)
-        if self.one_hot_labels:
-            return np.eye(10, dtype=dtype)[labels]
-        return labels.astype(dtype) if dtype.kind in "iu" else labels
-
-    def label(self, label: int) -> Any:
-        """One canonical int label -> as the student's y_train[i] holds it (an int, or a one-hot row (10,))."""
-        return self.labels(np.array([label]))[0] if self.one_hot_labels else int(label)
-
-
-def data_form(namespace: Mapping[str, Symbol]) -> DataForm:
-    """The sample form of the student's x_train (if it holds images of 784 pixels), else the handout's; the
-    label form of their y_train (integers, or one-hot rows (n, 10))."""
-    images, labels = namespace.get("x_train"), namespace.get("y_train")
-    label_dtype, one_hot, notes = "uint8", False, []
-    if labels is not None and labels.kind == "ndarray" and labels.dtype and labels.shape:
-        kind = np.dtype(labels.dtype).kind
-        if len(labels.shape) == 2 and labels.shape[1] == 10 and kind in "iuf":
-            label_dtype, one_hot = labels.dtype, True
-            notes.append(f"labels are passed as one-hot rows ({labels.dtype}, shape (10,)), like the y_train your "
-                         "code holds (the handout passes integer labels)")
-        elif kind in "iu":
-            label_dtype = labels.dtype
-    form = DataForm(label_dtype=label_dtype, one_hot_labels=one_hot)
-    if images is None or images.kind != "ndarray" or not images.shape or images.dtype is None:
-        return replace(form, note="; ".join(notes) or None)
-    shape, dtype = tuple(images.shape[1:]), images.dtype
-    if math.prod(shape) == PIXELS and np.dtype(dtype).kind in "iuf" and (shape, dtype) != HANDOUT_SAMPLE:
-        notes.insert(0, f"samples are passed as {dtype} arrays of shape {shape}, like the x_train your code "
-                        f"holds (the handout's are {HANDOUT_SAMPLE[1]} {HANDOUT_SAMPLE[0]}); pixel values stay 0..255")
-        form = replace(form, sample_shape=shape, sample_dtype=dtype)
-    return replace(form, note="; ".join(notes) or None)
 
 
 # -------------------------------------------------------------------------------------- the student
@@ -211,15 +136,20 @@ class SandboxStudent:
 
     def train_one_sample(self, params: Params, x: np.ndarray, label: int, learning_rate: float) -> Params:
         """Canonical parameters after one step of the student's train_one_sample on x (784,)."""
+        return self.traced_train_one_sample(params, x, label, learning_rate, trace=False)[0]
+
+    def traced_train_one_sample(self, params: Params, x: np.ndarray, label: int, learning_rate: float,
+                                trace: bool = True) -> tuple[Params, tuple[dict[str, Any], ...]]:
+        """(train_one_sample's parameters after the step, the arrays it computed in the submission's frames)."""
         function = "train_one_sample"
         values = {"sample": self.form.sample(x), "label": self.form.label(label),
                   "learning_rate": float(learning_rate)}
         result, positions = self._call_planned(function, params, values, with_positions=True,
-                                               extra_globals=self._rate_global(learning_rate))
+                                               extra_globals=self._rate_global(learning_rate), trace=trace)
         found = self._updated(function, params, result, positions)
         if isinstance(found, LayoutProblem):
             raise _failure(function, found.message)
-        return found.params
+        return found.params, result.trace or ()
 
     def train_one_epoch(
         self, params: Params, images: np.ndarray, labels: np.ndarray, learning_rate: float, record_steps: bool
@@ -305,6 +235,7 @@ class SandboxStudent:
         extra_globals: Mapping[str, Any] | None = None,
         record: Sequence[str] = (),
         with_positions: bool = False,
+        trace: bool = False,
     ):
         """Call a handout function as planned: parameters set as globals, and passed where it takes them."""
         if self.layout is None and function in self.functions:
@@ -326,6 +257,7 @@ class SandboxStudent:
             get_params=self.layout.entries,
             record=tuple(record),
             timeout=self._timeout(function, len(values.get("labels", ()))),
+            **({"trace": True} if trace else {}),
         )
         return (result, positions) if with_positions else result
 
@@ -422,66 +354,3 @@ def _plain(value: Any) -> Any:
             "first_nonzero": value.first_nonzero,
         }
     return value
-
-
-# ------------------------------------------------------------------------------------------ building
-
-
-def build_student(box: Sandbox, run: RunLog) -> SandboxStudent:
-    """A SandboxStudent for a box whose cells have run: layout, call plans, adaptations and problems."""
-    namespace = box.namespace()
-    signatures = {name: s.signature for name, s in namespace.items() if s.kind in ("function", "callable")}
-    found = choose_network(run.network, run.used_names)
-    layout = found if isinstance(found, NetworkLayout) else None
-    layout_problem = found.message if isinstance(found, LayoutProblem) else None
-    initial, notes = initial_params(run.network, layout) if layout else (None, [])
-    adaptations = list(layout.notes) + notes if layout else []
-    plans: dict[str, CallPlan] = {}
-    problems: dict[str, str] = {}
-    for function in HANDOUT_FUNCTIONS:
-        if function not in signatures:
-            continue
-        if layout is None:
-            break  # every handout function is blocked by the one layout problem
-        plan = _plan(function, signatures[function], layout)
-        if isinstance(plan, str):
-            problems[function] = plan
-            continue
-        plans[function] = plan
-        adaptations += plan.deviations
-    rate_global = _global_learning_rate(namespace, plans)
-    if rate_global:
-        adaptations.append(f"train_one_sample takes no learning_rate: the grader sets your global {rate_global} to "
-                           "the rate it probes with")
-    form = data_form(namespace)
-    adaptations += [form.note] if form.note else []
-    functions = {name: tuple(s or ()) for name, s in signatures.items()}
-    adaptations = list(dict.fromkeys(adaptations))
-    return SandboxStudent(box, layout, initial, functions, plans, problems, form, adaptations, layout_problem,
-                          rate_global)
-
-
-def _global_learning_rate(namespace: Mapping[str, Symbol], plans: Mapping[str, CallPlan]) -> str | None:
-    """The one float global named like a learning rate, when train_one_sample takes no learning_rate."""
-    plan = plans.get("train_one_sample")
-    if plan is None or plan.takes("learning_rate"):
-        return None
-    found = [n for n, s in namespace.items() if n.lower() in LEARNING_RATE_NAMES and s.kind == "float"]
-    return found[0] if len(found) == 1 else None
-
-
-def _plan(function: str, signature: Any, layout: NetworkLayout) -> CallPlan | str:
-    """The call plan of one handout function, or the precise reason it cannot be called."""
-    if signature is None:
-        return f"{function}: the grader cannot read its signature (it is not a plain Python function)"
-    plan = plan_call(function, signature)
-    if isinstance(plan, SignatureProblem):
-        return plan.message
-    taken = [a for a in plan.arguments if a.role in PARAMETER_ROLES]
-    if len(taken) == 1 and len(layout.holders) > 1:
-        other = next(r for r in PARAMETER_ROLES if r != taken[0].role)
-        return (
-            f"{plan.student_signature} takes {taken[0].role} ({taken[0].parameter}) but not {other}; "
-            f"expected both or neither (the network is held in {', '.join(layout.holders)})"
-        )
-    return plan

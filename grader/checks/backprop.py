@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from grader.checks.forward import grader_failed, student_failed
+from grader.checks.failures import grader_failed, student_failed
 from grader.diagnosis import Diagnosis, RateProbe, diagnose
 from grader.gradients import (
     TENSOR_NAMES,
@@ -24,12 +24,11 @@ from grader.gradients import (
     finite_difference_gradient,
     implied_gradient,
     probe_point,
-    relative_error,
     tensor,
 )
-from grader.results import CheckResult, GradientVerdict
+from grader.pinpoint import Pinpoint, TracedArray
+from grader.results import CheckResult, FirstWrong, GradientVerdict
 from grader.student import Params, Student, StudentCodeError, copy_params
-from reference import network
 
 TITLE = "train_one_sample: gradient of {}"
 SIDE_CHECKS = {
@@ -90,32 +89,55 @@ class _Probe:
     large: dict[str, GradientVerdict]
     small: dict[str, GradientVerdict]
     notes: dict[str, list[str]] = field(default_factory=dict)  # side check id -> problems found
+    pinpoint: Pinpoint | None = None  # the step at the large rate, traced (first probe digit, sandbox only)
 
 
-class _Unusable(Exception):
+class UnusableParams(Exception):
     """train_one_sample came back with something that is not (weights, biases)."""
 
 
-def _read_params(value: Any) -> Params:
-    """(weights, biases) as lists of three float arrays; raises _Unusable otherwise."""
+def read_params(value: Any) -> Params:
+    """(weights, biases) as lists of three float arrays; raises UnusableParams otherwise."""
     if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise _Unusable(f"got {type(value).__name__}, expected (weights, biases)")
+        raise UnusableParams(f"got {type(value).__name__}, expected (weights, biases)")
     weights, biases = value
     if not all(isinstance(v, (list, tuple)) and len(v) == 3 for v in (weights, biases)):
-        raise _Unusable("expected three weight matrices and three bias vectors")
+        raise UnusableParams("expected three weight matrices and three bias vectors")
     try:
         return ([np.asarray(w, dtype=np.float64) for w in weights],
                 [np.asarray(b, dtype=np.float64) for b in biases])
     except (TypeError, ValueError) as exc:
-        raise _Unusable(f"weights or biases are not numeric arrays ({exc})") from None
+        raise UnusableParams(f"weights or biases are not numeric arrays ({exc})") from None
 
 
 def _step(student: Student, params: Params, x: np.ndarray, label: int, lr: float) -> Params | str:
     """The student's parameters after one step, or why they cannot be read (StudentCodeError propagates)."""
     try:
-        return _read_params(student.train_one_sample(copy_params(params), x.copy(), int(label), lr))
-    except _Unusable as exc:
+        return read_params(student.train_one_sample(copy_params(params), x.copy(), int(label), lr))
+    except UnusableParams as exc:
         return f"after train_one_sample the parameters are unusable: {exc}"
+
+
+def _traced_step(student: Student, params: Params, x: np.ndarray, label: int,
+                 lr: float) -> tuple[Params | str, Pinpoint | None]:
+    """_step, traced where the student runs in a sandbox: (parameters after the step, the traced arrays
+    matched against the reference's intermediates, None where nothing could be traced)."""
+    traced_step = getattr(student, "traced_train_one_sample", None)
+    if traced_step is None:
+        return _step(student, params, x, label, lr), None
+    try:
+        after, records = traced_step(copy_params(params), x.copy(), int(label), lr)
+        after = read_params(after)
+    except UnusableParams as exc:
+        return f"after train_one_sample the parameters are unusable: {exc}", None
+    except StudentCodeError as exc:
+        if exc.error.kind != "timeout":
+            raise
+        return _step(student, params, x, label, lr), None  # tracing must never cost a slow step its points
+    layout = getattr(student, "layout", None)
+    square_transposed = bool(layout is not None and layout.layers[1].transposed)
+    traced = [TracedArray.from_record(r) for r in records]
+    return after, Pinpoint(traced, params, x, label, square_transposed) if traced else None
 
 
 def _verdicts(grads: Params | None, expected: Params, policy: GradientPolicy) -> dict[str, GradientVerdict]:
@@ -151,9 +173,12 @@ def _probe(student: Student, index: int, x: np.ndarray, label: int, settings: Ba
     params = probe_point(x, settings.seed + index)
     expected = finite_difference_gradient(params, x, label)
     notes: dict[str, list[str]] = {k: [] for k in SIDE_CHECKS}
-    grads = {}
+    grads, pinpoint = {}, None
     for lr in (settings.large_learning_rate, settings.small_learning_rate):
-        after = _step(student, params, x, label, lr)
+        if index == 0 and lr == settings.large_learning_rate:
+            after, pinpoint = _traced_step(student, params, x, label, lr)
+        else:
+            after = _step(student, params, x, label, lr)
         if isinstance(after, str):
             return _Probe(index, x, label, params, None, None, expected,
                           *(2 * [{n: GradientVerdict(n, False, "missing", None, diagnosis=after)
@@ -172,7 +197,7 @@ def _probe(student: Student, index: int, x: np.ndarray, label: int, settings: Ba
     at_large, at_small = grads[settings.large_learning_rate], grads[settings.small_learning_rate]
     policy = settings.policy
     return _Probe(index, x, label, params, at_large, at_small, expected,
-                  _verdicts(at_large, expected, policy), _verdicts(at_small, expected, policy), notes)
+                  _verdicts(at_large, expected, policy), _verdicts(at_small, expected, policy), notes, pinpoint)
 
 
 def _severity(v: GradientVerdict) -> float:
@@ -210,17 +235,38 @@ def _diagnosis(probe: _Probe, name: str, settings: BackpropSettings) -> Diagnosi
                     policy=settings.policy)
 
 
+def _first_wrong(probes: list[_Probe], name: str) -> FirstWrong | None:
+    """Where the traced step first goes wrong on the way to tensor name, if the trace shows it."""
+    traced = probes[0]
+    if traced.pinpoint is None or traced.at_large is None:
+        return None
+    return traced.pinpoint.first_wrong(name, traced.at_large)
+
+
+def first_wrong_sentence(found: FirstWrong) -> str:
+    """One sentence naming the first wrong quantity, the student's variable and line."""
+    where = f"{found.variable} in {found.function}, line {found.line}"
+    quoted = f" ({found.source})" if found.source else ""
+    return (f"The first quantity of your step that goes wrong is {found.quantity}: {where}{quoted}, "
+            f"e = {found.rel_error:.2g} against the reference's {found.quantity}.")
+
+
 def _tensor_result(probes: list[_Probe], name: str, settings: BackpropSettings) -> tuple[CheckResult,
                                                                                           GradientVerdict]:
     probe, verdict = _judged(probes, name, settings)
     found = None if verdict.ok else _diagnosis(probe, name, settings)
     if found is not None:
         verdict = replace(verdict, diagnosis=" ".join(t for t in (verdict.diagnosis, found.text) if t))
+    first = None if verdict.ok else _first_wrong(probes, name)
+    if first is not None:
+        verdict = replace(verdict, first_wrong=first)
     points = settings.points(name)
     credit = {"correct": 1.0, "float32": 1.0, "inconclusive": settings.inconclusive_credit}
     fraction = credit.get(verdict.verdict, 0.0)
     where = f"worst of {len(probes)} probe digits: a {probe.label}" if len(probes) > 1 else f"a {probe.label}"
     message = f"{describe(verdict, settings.policy)} ({where})"
+    if first is not None:
+        message += " " + first_wrong_sentence(first)
     details = {
         "verdict": verdict.to_dict(),
         "rel_error_per_digit": [p.large[name].rel_error for p in probes],
@@ -229,6 +275,8 @@ def _tensor_result(probes: list[_Probe], name: str, settings: BackpropSettings) 
         "worst_label": probe.label,  # the probe digit the message names
         "mistake": found.mistake if found else None,
     }
+    if first is not None:
+        details["first_wrong"] = first.to_dict()
     status = "passed" if verdict.ok else "failed"
     result = CheckResult(f"Q3.{name}", TITLE.format(name), status, round(points * fraction, 6), points,
                          message, details=details, mistake_id=found.mistake if found else None,
@@ -359,68 +407,3 @@ def _grader_error(exc: Exception, doing: str, check_id: str, title: str, points:
 
 
 # ---------------------------------------------------------------- one real step, where training happens
-
-REAL_LEARNING_RATE = 0.003  # the handout's
-FLOAT32_RESOLUTION = 1e4  # compare only changes this many float32 spacings above the weight they change
-
-
-@dataclass(frozen=True)
-class RealStep:
-    """Where the grader takes one ordinary step: realistic parameters (canonical), a sample (784,), its label."""
-
-    name: str
-    params: Params
-    x: np.ndarray
-    label: int
-
-
-def _visible_change(before: np.ndarray, change: np.ndarray) -> np.ndarray:
-    """Entries whose change a float32 student can represent well: (…) bool."""
-    return np.abs(change) > FLOAT32_RESOLUTION * np.spacing(np.abs(before).astype(np.float32)).astype(np.float64)
-
-
-def check_real_step(student: Student, steps: list[RealStep], points: float,
-                    threshold: float = 1e-2, input_scale: float = 1.0, probes_passed: bool = False) -> CheckResult:
-    """Q3.real_step: at ordinary weights and the handout's learning rate, the step equals the reference's.
-
-    The probes above use the grader's own weights and learning rates 1 and 1e-3; a step that behaves
-    differently there than in training (say, one that recognises the probe) shows here.
-    """
-    check_id, title = "Q3.real_step", "train_one_sample: one ordinary step (learning rate 0.003)"
-    if not student.has("train_one_sample"):
-        return CheckResult(check_id, title, "failed", 0.0, points, "train_one_sample is not defined at top level.")
-    problems, worst = [], {}
-    for step in steps:
-        try:
-            after = _read_params(student.train_one_sample(copy_params(step.params), step.x.copy(), step.label,
-                                                          REAL_LEARNING_RATE))
-        except StudentCodeError as exc:
-            return student_failed(check_id, title, points, exc, f"one step at {step.name}")
-        except _Unusable as exc:
-            return CheckResult(check_id, title, "failed", 0.0, points, f"At {step.name}: unusable parameters: {exc}.")
-        # input_scale: for a student whose own network divides the pixels (grader/grading.py decides)
-        expected = network.sgd_step(*step.params, step.x / input_scale, step.label, REAL_LEARNING_RATE)
-        for name in TENSOR_NAMES:
-            before, want, got = (np.asarray(tensor(p, name), dtype=np.float64)
-                                 for p in (step.params, expected, after))
-            if got.shape != before.shape:
-                problems.append(f"{name} changed shape from {before.shape} to {got.shape} at {step.name}")
-                continue
-            mask = _visible_change(before, before - want)
-            if mask.sum() < 3:
-                continue  # the reference's change is too small to judge here (a saturated layer)
-            e = relative_error((before - got)[mask], (before - want)[mask])
-            worst[name] = max(worst.get(name, 0.0), e)
-            if not e <= threshold:
-                problems.append(f"{name} at {step.name}: its change is off the reference step's by e = {e:.2g}")
-    details = {"rel_error": worst, "learning_rate": REAL_LEARNING_RATE, "points": [s.name for s in steps]}
-    if not problems:
-        message = (f"One step from {' and from '.join(s.name for s in steps)} with learning rate 0.003 "
-                   f"matches the reference's step (largest e = {max(worst.values(), default=0.0):.2g}).")
-        return CheckResult(check_id, title, "passed", points, points, message, details=details)
-    message = ("Your step at ordinary weights and the handout's learning rate differs from the reference's: "
-               + "; ".join(problems[:4]) + (" (and more)" if len(problems) > 4 else "") + ".")
-    if probes_passed:
-        message += " The gradient checks above passed, so your train_one_sample computes something else here than " \
-                   "at the grader's probe points."
-    return CheckResult(check_id, title, "failed", 0.0, points, message, details=details)

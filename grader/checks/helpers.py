@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from grader.checks.forward import UnusableValue, describe, grader_failed, read_scalar, student_failed
+from grader.checks.failures import UnusableValue, describe, grader_failed, read_scalar, student_failed
 from grader.results import CheckResult
 from grader.student import Student, StudentCodeError
 from reference import network

@@ -88,9 +88,14 @@ def ks_distance(samples: np.ndarray, sigma: float) -> np.ndarray:
     return np.maximum((steps - cdf).max(axis=-1), (cdf - (steps - 1.0 / n)).max(axis=-1))
 
 
+def failed_tests(pvalues: dict[str, np.ndarray], alpha: float) -> dict[str, np.ndarray]:
+    """Per test, True where its p-value is below alpha / (number of tests) (Bonferroni): (…) bool each."""
+    return {t: np.asarray(pvalues[t] < alpha / len(TESTS)) for t in TESTS}
+
+
 def rejects(pvalues: dict[str, np.ndarray], alpha: float) -> np.ndarray:
-    """True where any test's p-value is below alpha / (number of tests)."""
-    return np.any([pvalues[t] < alpha / len(TESTS) for t in TESTS], axis=0)
+    """True where any test fails: the matrix is not N(0, sigma^2) at level alpha. (…) bool."""
+    return np.any(list(failed_tests(pvalues, alpha).values()), axis=0)
 
 
 # ---------------------------------------------------------------- naming the mistake
@@ -238,7 +243,7 @@ def check_weight_matrix(
         f"(expected {sigma**2:.4g} = 1/{max(n_in, n_out)}, ratio {variance / sigma**2:.3g}), "
         f"KS distance {details['ks_distance']:.3g} (p = {pvalues['normality']:.2g})"
     )
-    failed = [t for t in TESTS if pvalues[t] < settings.alpha / len(TESTS)]
+    failed = [t for t, rejected in failed_tests(pvalues, settings.alpha).items() if rejected]
     failed_text = ", ".join(failed[:-1]) + (" and " if len(failed) > 1 else "") + failed[-1] if failed else ""
     if not failed:
         exact = _is_reference_draw(w, layer, settings)

@@ -20,8 +20,8 @@ from typing import Any
 
 import jinja2
 
+import grader.report.figures as figures
 from grader.problems import EMPTY_FILE
-from grader.report import figures
 from grader.report.common import (
     ERROR_WORDS,
     as_dict,
@@ -42,7 +42,11 @@ OWN_PLACE_DETAILS = ("diagnosis", "mistake", "hint")  # "mistake": the id, also 
 # Keys of a Q3 tensor check's details that its one line of numbers shows (the rest still get rows).
 PROSE_LENGTH = 20  # a detail string longer than this gets a line of its own, not a cell of the grid
 GRADIENT_LINE_DETAILS = ("verdict", "rel_error_per_digit", "rel_error_per_digit_small_rate", "labels")
-FIGURE_QUESTION = {"init": "Q1", "gradients": "Q3", "training": "Q4"}
+def figure_question() -> dict[str, str]:
+    """Figure group -> the question that draws it (grader/questions/: Question.figures)."""
+    from grader.questions import QUESTIONS
+
+    return {group: q.id for q in QUESTIONS for group in q.figures}
 GRADIENT_QUESTION = "Q3"
 TENSOR_ORDER = ("W1", "b1", "W2", "b2", "W3", "b3")
 
@@ -83,12 +87,13 @@ def report_context(data: dict[str, Any], *, staff: bool) -> dict[str, Any]:
     """Everything report.html.j2 shows, already decided (which checks, which pictures, which words)."""
     pictures = figures.submission_figures(data["figures"])
     questions = [question_view(q, staff) for q in data["questions"]]
-    placed = set()
+    placed, owners = set(), figure_question()
     for q in questions:
-        groups = [g for g, qid in FIGURE_QUESTION.items() if qid == q["id"]]
+        groups = [g for g, qid in owners.items() if qid == q["id"]]
         q["pictures"] = [p for g in groups for p in pictures.get(g, [])]
         placed.update(groups)
         q["gradients"] = gradient_rows(data["gradients"], q["checks"]) if q["id"] == GRADIENT_QUESTION else []
+        q["first_wrong"] = first_wrong_rows(data["gradients"], q["checks"]) if q["id"] == GRADIENT_QUESTION else []
     has_gradient_question = any(q["id"] == GRADIENT_QUESTION for q in questions)
     visible_score = sum(q["shown_score"] for q in questions)
     visible_max = sum(q["shown_max"] for q in questions)
@@ -247,6 +252,42 @@ def gradient_rows(gradients: Mapping[str, Any], checks: list[Mapping[str, Any]])
     return rows
 
 
+def first_wrong_rows(gradients: Mapping[str, Any], checks: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Where the student's step first goes wrong (grader/pinpoint.py): one row per distinct (quantity, line), in
+    computation order, with the tensors it explains and the fix of the first of their checks that has one."""
+    from grader.pinpoint import MEANING, QUANTITIES
+
+    fixes = {c["id"]: c.get("fix") for c in checks}
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for name in [t for t in TENSOR_ORDER if t in gradients]:
+        found = gradients[name].get("first_wrong") if isinstance(gradients[name], Mapping) else None
+        if not isinstance(found, Mapping) or found.get("quantity") not in QUANTITIES:
+            continue
+        key = (found["quantity"], found.get("file"), found.get("line"), found.get("variable"))
+        row = rows.setdefault(key, {**found, "meaning": MEANING[found["quantity"]], "tensors": [], "fix": None,
+                                    "rel_error": number(found.get("rel_error"))})
+        row["tensors"].append(name)
+        row["fix"] = row["fix"] or fixes.get(f"{GRADIENT_QUESTION}.{name}")
+    return sorted(rows.values(), key=lambda r: (QUANTITIES.index(r["quantity"]), r.get("line") or 0))
+
+
+def first_wrong_counts(data: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Across the class: how many submissions' steps first go wrong at each quantity (the earliest one a
+    submission's report names), in computation order."""
+    from grader.pinpoint import MEANING, QUANTITIES
+
+    counts: dict[str, list[str]] = {}
+    for d in data:
+        found = [v.get("first_wrong") for v in d["gradients"].values() if isinstance(v, Mapping)]
+        named = sorted({f["quantity"] for f in found if isinstance(f, Mapping) and f.get("quantity") in QUANTITIES},
+                       key=QUANTITIES.index)
+        if named:
+            counts.setdefault(named[0], []).append(d["submission"])
+    total = max(sum(ran(d) for d in data), 1)
+    return [{"quantity": q, "meaning": MEANING[q], "count": len(counts[q]), "share": len(counts[q]) / total,
+             "examples": sorted(counts[q])[:3]} for q in QUANTITIES if q in counts]
+
+
 def _percent(share: Any) -> str:
     """0.973 -> '97.3%'; anything else -> '—'."""
     return f"{100 * share:.1f}%" if isinstance(share, (int, float)) and not isinstance(share, bool) else "—"
@@ -302,6 +343,7 @@ def index_context(data: list[dict[str, Any]], links: Mapping[str, str], title: s
         "histogram": figures._safely(figures.score_histogram, totals, max_score) if totals else None,
         "pass_rates": pass_rates(data),
         "mistakes": common_mistakes(data),
+        "first_wrong": first_wrong_counts(data),
         "data_sources": sorted({d["data_source"] for d in data if d["data_source"]}),
     }
 

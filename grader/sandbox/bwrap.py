@@ -247,15 +247,20 @@ def _extra_package_roots() -> list[Path]:
 
 
 def allowed_entries(site_dir: Path) -> list[str]:
-    """The names in `site_dir` that belong to STUDENT_DISTRIBUTIONS and their requirements."""
+    """The names in `site_dir` that belong to STUDENT_DISTRIBUTIONS and their requirements (from each
+    distribution's file list, else its top_level.txt), and numpy's and matplotlib's own folders in any case."""
     names: set[str] = set()
     for dist in _distribution_closure():
         if Path(os.path.realpath(dist.locate_file(""))) != site_dir:
             continue
-        for f in dist.files or []:
-            top = f.parts[0] if f.parts else ""
-            if top and top not in ("..", "__pycache__") and not top.endswith(".pth"):
-                names.add(top)
+        tops = [f.parts[0] for f in dist.files or [] if f.parts]
+        if not tops:  # installed without a RECORD (e.g. by a distribution's package manager)
+            tops = (dist.read_text("top_level.txt") or "").split()
+        names.update(t for t in tops if t not in ("..", "__pycache__") and not t.endswith(".pth"))
+    for module in ("numpy", "matplotlib"):
+        spec = importlib.util.find_spec(module)
+        if spec is not None and spec.origin and Path(spec.origin).resolve().parent.parent == site_dir:
+            names.add(Path(spec.origin).resolve().parent.name)
     return sorted(n for n in names if (site_dir / n).exists())
 
 

@@ -154,6 +154,7 @@ class CallResult:
     duration_s: float = 0.0
     params: dict[int, Any] = field(default_factory=dict)  # network entry -> its value after the call
     rebound: dict[int, tuple[str, ...]] = field(default_factory=dict)  # entry -> paths the student rebound
+    trace: tuple[dict[str, Any], ...] | None = None  # call(trace=True): [{name, function, line, file, source, value}]
 
 
 class _ChildEnded(Exception):
@@ -404,11 +405,6 @@ class Sandbox:
         """The protections in force for this submission (verified when the child started, as root)."""
         return self._protections
 
-    @property
-    def replay_errors(self) -> tuple[RunError, ...]:
-        """Cells whose replay after a restart failed (they were skipped from then on)."""
-        return tuple(self._replay_errors)
-
     # ----- the grader's requests -----
 
     def run_cells(self) -> RunLog:
@@ -461,10 +457,12 @@ class Sandbox:
     def call(self, function: str, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, *,
              set_globals: dict[str, Any] | None = None, get_globals: Sequence[str] = (),
              set_params: dict[int, np.ndarray] | None = None, get_params: Sequence[int] = (),
-             record: Sequence[str] = (), compact: bool = False, timeout_s: float | None = None) -> CallResult:
+             record: Sequence[str] = (), compact: bool = False, timeout_s: float | None = None,
+             trace: bool = False) -> CallResult:
         """Set globals, write `set_params` into the network's own arrays (entry -> value, in place), call
         `function(*args, **kwargs)` in the child (a `Ref` argument is the student's own object), and read back
-        its value, the globals and the network entries asked for."""
+        its value, the globals and the network entries asked for; `trace`: also the arrays the call computed in
+        the submission's own frames (runner.StepTracer), as `CallResult.trace`."""
         self._require_started()
         where = f"call {function}"
         started = time.monotonic()
@@ -474,7 +472,7 @@ class Sandbox:
                    "set_globals": writer.encode(dict(set_globals or {})),
                    "set_params": writer.encode({str(i): v for i, v in (set_params or {}).items()}),
                    "get_params": [int(i) for i in get_params],
-                   "get_globals": list(get_globals), "record": list(record), "compact": compact}
+                   "get_globals": list(get_globals), "record": list(record), "compact": compact, "trace": trace}
         try:
             answer, error, timed_out = self._request(message, timeout_s or self.limits.call_timeout_s, where)
         finally:
@@ -500,7 +498,8 @@ class Sandbox:
             function, error is None, value=reader.decode(answer.get("value")),
             globals=self._decode_mapping(answer.get("globals")),
             stdout=_with_note(answer, "stdout"), stderr=_with_note(answer, "stderr"), error=error,
-            recorded=recorded, duration_s=elapsed, params=params, rebound=rebound)
+            recorded=recorded, duration_s=elapsed, params=params, rebound=rebound,
+            trace=_traced(answer.get("trace"), reader) if trace else None)
         self._sweep_outbox()
         if self._budget.refused:
             return CallResult(function, False, error=self._over_budget(where), stdout=result.stdout,
@@ -749,13 +748,18 @@ class Sandbox:
         memory_mb, _ = self._process_limits()
         log = self._log_fd
         assert log is not None
-        joins = [os.open(p, os.O_WRONLY) for p in self._cgroup.procs_files()] if self._cgroup else []
+        joins: list[int] = []
         try:
+            joins += [os.open(p, os.O_WRONLY) for p in self._cgroup.procs_files()] if self._cgroup else []
             proc = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(request_r, answer_w),
                 env=env, cwd=base, start_new_session=True,
                 preexec_fn=lifetime.die_with_parent(isolation.rlimit_setter(
                     memory_mb, self.limits.file_mb, nproc, strict=self.isolated, join=joins)))
+        except (OSError, subprocess.SubprocessError) as exc:  # e.g. the cgroup refused the child
+            for fd in (request_w, answer_r):
+                os.close(fd)
+            raise SandboxFailure(f"the sandbox child could not be started: {exc}") from None
         finally:
             for fd in (request_r, answer_w, *joins):
                 os.close(fd)
@@ -807,6 +811,10 @@ class Sandbox:
                             f"{probe.get('groups')}, expected {self.user.uid}/{self.user.gid} and no groups")
         if isolation.is_root() and probe.get("secret_readable") is not False:
             problems.append("the child can read a root-only file")
+        capabilities = {k: probe.get(k) for k in ("capprm", "capeff", "capinh", "capamb")}
+        if set(capabilities.values()) != {0} or probe.get("no_new_privs") is not True:
+            problems.append(f"the child has capabilities or may gain privileges ({capabilities}, no_new_privs "
+                            f"{probe.get('no_new_privs')})")
         fresh_pids = probe.get("pid") == 1 if self.engine == "namespaces" else len(probe.get("pids") or "?" * 9) <= 4
         if not fresh_pids or probe.get("grader_visible") is not False:
             problems.append("the child is not in a fresh PID namespace (it can see the grader)")
@@ -936,3 +944,18 @@ def _symbol(name: str, info: dict[str, Any]) -> Symbol:
 
 __all__ = ["CallResult", "CellOutcome", "Limits", "Opaque", "Param", "RunLog", "Sandbox", "SandboxData",
            "SandboxFailure", "Symbol"]
+
+
+def _traced(node: Any, reader: ArrayReader) -> tuple[dict[str, Any], ...]:
+    """The child's trace records with a readable numeric array each; anything malformed is dropped."""
+    records = node.get("records") if isinstance(node, dict) else None
+    traced = []
+    for raw in records if isinstance(records, list) else []:
+        if not isinstance(raw, dict) or not isinstance(raw.get("line"), int):
+            continue
+        value = reader.decode(raw.get("value"))
+        if isinstance(value, np.ndarray):
+            traced.append({"name": str(raw.get("name"))[:100], "function": str(raw.get("function"))[:100],
+                           "line": raw["line"], "file": str(raw.get("file"))[:200],
+                           "source": str(raw.get("source"))[:300], "value": value})
+    return tuple(traced)

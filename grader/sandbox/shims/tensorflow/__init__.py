@@ -1,19 +1,21 @@
-"""Grader stand-in for TensorFlow: only `tf.keras.datasets.mnist.load_data()` works.
+"""Grader stand-in for TensorFlow, in numpy: the MNIST loader and the utilities students use beside it.
 
-Real TensorFlow is never imported while grading; any other use fails with a message saying why.
+Offers `tf.keras.datasets.mnist.load_data()` (the grader's images), `tf.keras.utils.to_categorical` and
+`normalize` (also under `np_utils`), `tf.one_hot`, `tf.convert_to_tensor`, `tf.constant`, `tf.cast`,
+`tf.random.set_seed` (a no-op), the dtypes (`tf.float32`, ...) and `tf.__version__`, with TensorFlow's dtypes
+and results (to_categorical and one_hot give float32). Tensors are numpy arrays with a `.numpy()` method.
+Anything else fails at once, naming what was asked for: `tf.keras.layers.Dense` raises "AttributeError:
+tensorflow.keras.layers.Dense is not available while grading (the grader runs a numpy-only stand-in of
+TensorFlow that offers: ...)", and `from tensorflow.keras.layers import Dense` an ImportError saying the same.
+
+This stand-in is used even where real TensorFlow is installed (the product's choice): it imports in
+milliseconds instead of seconds, needs no memory budget of its own, and keeps the student's process free of
+TensorFlow's threads and caches, which the sandbox's limits would otherwise have to allow for.
 """
 
 import sys
 
-import keras
-import keras.datasets
-import keras.datasets.mnist
+from tensorflow import _standin
 
-__version__ = "0.0 (grader stand-in: only keras.datasets.mnist.load_data is available)"
-sys.modules[__name__ + ".keras"] = keras
-sys.modules[__name__ + ".keras.datasets"] = keras.datasets
-sys.modules[__name__ + ".keras.datasets.mnist"] = keras.datasets.mnist
-
-
-def __getattr__(name):
-    raise AttributeError(f"tensorflow.{name} is not available while grading: {keras.ONLY_MNIST}")
+_standin.install_import_hook()
+_standin.populate(sys.modules[__name__], _standin.tensorflow_members())

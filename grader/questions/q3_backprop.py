@@ -1,0 +1,373 @@
+"""Q3: backpropagation. The gradient train_one_sample's update implies, against finite differences, per
+tensor; one ordinary step; and credit only for what the student's own loop confirms (checks/own_loop.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from grader.checks.backprop import BackpropSettings, check_backprop
+from grader.checks.own_loop import OwnLoopRun, first_step_errors, withhold_credit, wrong_tensors
+from grader.checks.real_step import RealStep, check_real_step
+from grader.checks.signatures import check_signatures
+from grader.checks.training import check_training_loop
+from grader.data import GradingData
+from grader.gradients import probe_point
+from grader.questions.base import Context, Question
+from grader.results import CheckResult, GradientVerdict
+from grader.student import Params, Student
+from reference import network
+
+TENSORS = ("W1", "b1", "W2", "b2", "W3", "b3")
+FUNCTIONS = ("train_one_sample",)
+
+
+def run(student: Student, ctx: Context) -> list[CheckResult]:
+    """The tensors at the probes, the ordinary step, the own-scale and own-loop decisions, the signature."""
+    data, settings, init = ctx.data, ctx.settings["Q3"], ctx.init
+    results, verdicts = check_backprop(student, list(data.probes), settings)
+    ctx.gradients.update(verdicts)
+    (x, label), (x2, label2) = (data.train_images[0], int(data.train_labels[0])), data.probes[1]
+    steps = [RealStep("the handout's initialisation", init, x, label),
+             RealStep("weights after one epoch of training", data.trained, x2, label2)]
+    checks = results + [check_real_step(student, steps, settings.real_step_points,
+                                        probes_passed=all(v.ok for v in verdicts.values()))]
+    checks, own_scale = _judge_own_input_scale(student, ctx, checks, steps)
+    checks = _distrust_probes_if_real_step_fails(checks)
+    loop = None
+    if student.has("train_one_epoch"):
+        loop = check_training_loop(student, init, data.train_images, data.train_labels, ctx.settings["Q4"],
+                                   ctx.own_loop(student), recorded=ctx.loop_run(student))
+    checks = _credit_only_what_the_own_loop_confirms(checks, [loop] if loop else [], ctx.own_loop(student)
+                                                     if loop else None, own_scale)
+    ctx.gradients.update(_verdicts_agreeing_with(checks, ctx.gradients))
+    if any(not v.ok for v in ctx.gradients.values()):
+        ctx.figures.update(_gradient_figures(student, data, settings.seed, _named_probe(checks)))
+    return checks + [check_signatures("Q3", student, FUNCTIONS)]
+
+
+def _judge_own_input_scale(student: Student, ctx: Context, checks: list[CheckResult], steps: list[RealStep]
+                           ) -> tuple[list[CheckResult], float | None]:
+    """A student whose whole gradient is right for inputs divided by 255 is graded against that network when
+    their forward pass divides the same way, and told of the inconsistency when it does not."""
+    if not any(v.verdict == "wrong" for v in ctx.gradients.values()):
+        return checks, None
+    seed = ctx.settings["Q3"].seed
+    scale = _own_input_scale(student, ctx.data, seed)
+    if scale is None:
+        return checks, None
+    forward_scale = _forward_input_scale(student, ctx.data, seed)
+    if forward_scale != scale:
+        for name, v in list(ctx.gradients.items()):
+            if v.verdict == "wrong":
+                ctx.gradients[name] = replace(v, diagnosis=_inconsistent_sentence(scale, forward_scale))
+        return [_inconsistent(c, scale, forward_scale) for c in checks], None
+    rejudged = check_real_step(student, steps, ctx.settings["Q3"].real_step_points, input_scale=scale,
+                               probes_passed=True)
+    checks = [rejudged if c.id == rejudged.id else _graded_on_own_forward(c, scale) for c in checks]
+    for name, v in list(ctx.gradients.items()):
+        # judged against the student's own network: ok and verdict agree (the e above is the handout's)
+        ctx.gradients[name] = replace(v, ok=True, verdict="correct", diagnosis=_scaled_sentence(scale))
+    return checks, scale
+
+
+def _distrust_probes_if_real_step_fails(checks: list[CheckResult]) -> list[CheckResult]:
+    """A step right at the probes but wrong at ordinary weights has recognised the probes: no tensor credit.
+
+    A correct train_one_sample passes both; one that computes the gradient only when probed does not.
+    """
+    by_id = {c.id: c for c in checks}
+    real = by_id.get("Q3.real_step")
+    tensors = [by_id.get(f"Q3.{t}") for t in ("W1", "b1", "W2", "b2", "W3", "b3")]
+    if real is None or real.status != "failed" or not all(t is not None and t.status == "passed" for t in tensors):
+        return checks
+    note = ("Not credited: the gradient is right at the grader's probe points but an ordinary step is not "
+            "(see 'one ordinary step'), so the probes do not show how your step trains.")
+    return [replace(c, status="failed", score=0.0, message=f"{note} {c.message}",
+                    details={**c.details, "credit_withheld": note}) if c in tensors else c for c in checks]
+
+
+INPUT_SCALES = {255.0: "divides inputs by 255", 256.0: "divides inputs by 256"}
+
+
+def _own_input_scale(student: Student, data: GradingData, seed: int) -> float | None:
+    """255 (or 256) when the student's whole gradient is exactly right for inputs divided by it, else None.
+
+    A student who scales pixels inside their own functions computes a different network than the handout's;
+    their backpropagation can still be right for it, and Q3 grades backpropagation.
+    """
+    from grader.gradients import implied_gradient, relative_error
+    from grader.student import StudentCodeError
+
+    for i, (x, label) in enumerate(data.probes[:2]):
+        params = probe_point(x, seed + i)
+        try:
+            implied = implied_gradient(params, student.train_one_sample(params, x, label, 1.0), 1.0)
+        except (StudentCodeError, ValueError, TypeError, IndexError):
+            return None
+        matches = [d for d in INPUT_SCALES
+                   if _all_close(implied, network.gradient(*params, x / d, label), relative_error)]
+        if not matches:
+            return None
+    return matches[0]
+
+
+def _forward_input_scale(student: Student, data: GradingData, seed: int) -> float | None:
+    """The scale the student's feed_forward_sample divides inputs by (1.0: raw pixels), or None if unclear."""
+    from grader.student import StudentCodeError
+
+    found = None
+    for i, (x, label) in enumerate(data.probes[:2]):
+        params = probe_point(x, seed + i)
+        try:
+            loss, _ = student.feed_forward_sample(params, x, label)
+            loss = float(np.asarray(loss, dtype=np.float64).reshape(()))
+        except (StudentCodeError, ValueError, TypeError, IndexError):
+            return None
+        errors = {d: abs(loss - float(network.loss(*params, x / d, label))) / max(abs(loss), 1e-12)
+                  for d in (1.0, *INPUT_SCALES)}
+        best = min(errors, key=errors.get)
+        if errors[best] > 1e-6 or found not in (None, best):  # float32 losses agree to ~1e-7
+            return None
+        found = best
+    return found
+
+
+def _inconsistent_sentence(scale: float, forward_scale: float | None) -> str:
+    forward = ("feeds the raw pixels" if forward_scale == 1.0 else
+               "does not divide the same way" if forward_scale is None else f"divides by {forward_scale:g}")
+    return (f"Your train_one_sample {INPUT_SCALES[scale]} but your feed_forward_sample {forward}: the "
+            "gradient your step uses belongs to another network than the one you evaluate. Scale the inputs "
+            "in one place (or not at all, as the handout does).")
+
+
+def _inconsistent(check: CheckResult, scale: float, forward_scale: float | None) -> CheckResult:
+    """A failed Q3 tensor check whose message names the inconsistent input scaling."""
+    if check.id.split(".")[-1] not in ("W1", "b1", "W2", "b2", "W3", "b3") or check.status == "passed":
+        return check
+    return replace(check, message=f"{_inconsistent_sentence(scale, forward_scale)} {check.message}",
+                   details={**check.details, "inconsistent_input_scale": scale})
+
+
+def _all_close(student: Params, expected: Params, metric: Callable[..., float], tolerance: float = 1e-5) -> bool:
+    pairs = list(zip(student[0] + student[1], expected[0] + expected[1], strict=True))
+    return all(np.shape(g) == np.shape(f) and metric(np.asarray(g), np.asarray(f)) <= tolerance for g, f in pairs)
+
+
+def _scaled_sentence(scale: float) -> str:
+    return (f"Your gradient is right for your own forward pass, which {INPUT_SCALES[scale]}; the handout's "
+            "does not (it feeds the raw pixels 0..255), so Q2 checks your forward pass against the handout's.")
+
+
+def _graded_on_own_forward(check: CheckResult, scale: float) -> CheckResult:
+    """A Q3 tensor check re-judged against the student's own (scaled-input) network."""
+    if check.id.split(".")[-1] not in ("W1", "b1", "W2", "b2", "W3", "b3"):
+        return check
+    return replace(check, status="passed", score=check.max_score, message=_scaled_sentence(scale),
+                   details={**check.details, "graded_against": f"the reference at x / {scale:g}",
+                            "against_handout": check.message})
+
+
+def _credit_only_what_the_own_loop_confirms(q3: list[CheckResult], q4: list[CheckResult], own: OwnLoopRun | None,
+                                            scale: float | None) -> list[CheckResult]:
+    """Q3 tensors right at the probes but wrong in the steps of the student's own train_one_epoch: no credit.
+
+    Only where the loop itself is sound (a loop that skips, scales or rescales is Q4's business) and the
+    student's network is the handout's (an own-scale network is judged at the probes only)."""
+    if scale is not None:
+        return q3
+    if own is not None and own.keys and own.keys[0] == _key(own.x):
+        q3 = withhold_credit(q3, wrong_tensors(first_step_errors(own)), "the first step of your own "
+                             "train_one_epoch (from the same kind of weights, on a full-length x_train)")
+    loop = next((c for c in q4 if c.id == "Q4.loop"), None)
+    tensors = [c for c in q3 if c.id.split(".")[-1] in ("W1", "b1", "W2", "b2", "W3", "b3")]
+    # Over 20 steps one wrong tensor moves every other: the trajectory speaks only when all six were right
+    if loop is not None and loop.status == "passed" and tensors and all(c.status == "passed" for c in tensors):
+        q3 = withhold_credit(q3, wrong_tensors(loop.details.get("trajectory_rel_error") or {}),
+                             "where your own train_one_epoch takes 20 steps from the handout's initialisation, the "
+                             "result")
+    return q3
+
+
+def _key(x: np.ndarray) -> list[Any]:
+    """[sum, sum of squares, first non-zero] of a canonical sample, as the sandbox records a step's sample."""
+    nonzero = np.flatnonzero(x)
+    return [float(x.sum()), float(x @ x), int(nonzero[0]) if nonzero.size else -1]
+
+
+def _verdicts_agreeing_with(q3: list[CheckResult], gradients: dict[str, GradientVerdict]
+                            ) -> dict[str, GradientVerdict]:
+    """A tensor right at the probes whose credit was withheld (its step is not what trains) is not `ok` in the
+    JSON either: verdict 'wrong', the reason as its diagnosis; the probe's e is kept."""
+    changed = {}
+    for check in q3:
+        name = check.id.split(".")[-1]
+        verdict = gradients.get(name)
+        withheld = check.details.get("credit_withheld")
+        if verdict is not None and verdict.ok and withheld:
+            changed[name] = replace(verdict, ok=False, verdict="wrong", diagnosis=withheld)
+    return changed
+
+
+def _distrust_probes_if_real_step_fails(checks: list[CheckResult]) -> list[CheckResult]:
+    """A step right at the probes but wrong at ordinary weights has recognised the probes: no tensor credit.
+
+    A correct train_one_sample passes both; one that computes the gradient only when probed does not.
+    """
+    by_id = {c.id: c for c in checks}
+    real = by_id.get("Q3.real_step")
+    tensors = [by_id.get(f"Q3.{t}") for t in ("W1", "b1", "W2", "b2", "W3", "b3")]
+    if real is None or real.status != "failed" or not all(t is not None and t.status == "passed" for t in tensors):
+        return checks
+    note = ("Not credited: the gradient is right at the grader's probe points but an ordinary step is not "
+            "(see 'one ordinary step'), so the probes do not show how your step trains.")
+    return [replace(c, status="failed", score=0.0, message=f"{note} {c.message}",
+                    details={**c.details, "credit_withheld": note}) if c in tensors else c for c in checks]
+
+
+INPUT_SCALES = {255.0: "divides inputs by 255", 256.0: "divides inputs by 256"}
+
+
+def _own_input_scale(student: Student, data: GradingData, seed: int) -> float | None:
+    """255 (or 256) when the student's whole gradient is exactly right for inputs divided by it, else None.
+
+    A student who scales pixels inside their own functions computes a different network than the handout's;
+    their backpropagation can still be right for it, and Q3 grades backpropagation.
+    """
+    from grader.gradients import implied_gradient, relative_error
+    from grader.student import StudentCodeError
+
+    for i, (x, label) in enumerate(data.probes[:2]):
+        params = probe_point(x, seed + i)
+        try:
+            implied = implied_gradient(params, student.train_one_sample(params, x, label, 1.0), 1.0)
+        except (StudentCodeError, ValueError, TypeError, IndexError):
+            return None
+        matches = [d for d in INPUT_SCALES
+                   if _all_close(implied, network.gradient(*params, x / d, label), relative_error)]
+        if not matches:
+            return None
+    return matches[0]
+
+
+def _forward_input_scale(student: Student, data: GradingData, seed: int) -> float | None:
+    """The scale the student's feed_forward_sample divides inputs by (1.0: raw pixels), or None if unclear."""
+    from grader.student import StudentCodeError
+
+    found = None
+    for i, (x, label) in enumerate(data.probes[:2]):
+        params = probe_point(x, seed + i)
+        try:
+            loss, _ = student.feed_forward_sample(params, x, label)
+            loss = float(np.asarray(loss, dtype=np.float64).reshape(()))
+        except (StudentCodeError, ValueError, TypeError, IndexError):
+            return None
+        errors = {d: abs(loss - float(network.loss(*params, x / d, label))) / max(abs(loss), 1e-12)
+                  for d in (1.0, *INPUT_SCALES)}
+        best = min(errors, key=errors.get)
+        if errors[best] > 1e-6 or found not in (None, best):  # float32 losses agree to ~1e-7
+            return None
+        found = best
+    return found
+
+
+def _inconsistent_sentence(scale: float, forward_scale: float | None) -> str:
+    forward = ("feeds the raw pixels" if forward_scale == 1.0 else
+               "does not divide the same way" if forward_scale is None else f"divides by {forward_scale:g}")
+    return (f"Your train_one_sample {INPUT_SCALES[scale]} but your feed_forward_sample {forward}: the "
+            "gradient your step uses belongs to another network than the one you evaluate. Scale the inputs "
+            "in one place (or not at all, as the handout does).")
+
+
+def _inconsistent(check: CheckResult, scale: float, forward_scale: float | None) -> CheckResult:
+    """A failed Q3 tensor check whose message names the inconsistent input scaling."""
+    if check.id.split(".")[-1] not in ("W1", "b1", "W2", "b2", "W3", "b3") or check.status == "passed":
+        return check
+    return replace(check, message=f"{_inconsistent_sentence(scale, forward_scale)} {check.message}",
+                   details={**check.details, "inconsistent_input_scale": scale})
+
+
+def _all_close(student: Params, expected: Params, metric: Callable[..., float], tolerance: float = 1e-5) -> bool:
+    pairs = list(zip(student[0] + student[1], expected[0] + expected[1], strict=True))
+    return all(np.shape(g) == np.shape(f) and metric(np.asarray(g), np.asarray(f)) <= tolerance for g, f in pairs)
+
+
+def _scaled_sentence(scale: float) -> str:
+    return (f"Your gradient is right for your own forward pass, which {INPUT_SCALES[scale]}; the handout's "
+            "does not (it feeds the raw pixels 0..255), so Q2 checks your forward pass against the handout's.")
+
+
+def _graded_on_own_forward(check: CheckResult, scale: float) -> CheckResult:
+    """A Q3 tensor check re-judged against the student's own (scaled-input) network."""
+    if check.id.split(".")[-1] not in ("W1", "b1", "W2", "b2", "W3", "b3"):
+        return check
+    return replace(check, status="passed", score=check.max_score, message=_scaled_sentence(scale),
+                   details={**check.details, "graded_against": f"the reference at x / {scale:g}",
+                            "against_handout": check.message})
+
+
+def _named_probe(q3: list[CheckResult]) -> int:
+    """The index of the probe digit Q3.W1's message names as its worst (0 when it names none)."""
+    w1 = next((c for c in q3 if c.id == "Q3.W1"), None)
+    labels = w1.details.get("labels") if w1 else None
+    named = w1.details.get("worst_label") if w1 else None
+    return labels.index(named) if isinstance(labels, list) and named in labels else 0
+
+
+def _gradient_figures(student: Student, data: GradingData, seed: int, index: int = 0) -> dict[str, Any]:
+    """figures["gradients"]: the student's implied gradient and the finite differences at probe `index` (the
+    digit the W1 check names), with that digit's label and pixels."""
+    from grader.gradients import TENSOR_NAMES, finite_difference_gradient, implied_gradient, tensor
+    from grader.student import StudentCodeError
+
+    x, label = data.probes[index]
+    params = probe_point(x, seed + index)
+    try:
+        after = student.train_one_sample(params, x, label, 1.0)
+        implied = implied_gradient(params, after, 1.0)
+    except (StudentCodeError, ValueError, TypeError, IndexError):
+        return {}
+    expected = finite_difference_gradient(params, x, label)
+    pictures = {}
+    for name in TENSOR_NAMES:
+        g, f = np.asarray(tensor(implied, name)), np.asarray(tensor(expected, name))
+        if g.shape == f.shape and np.isfinite(g).all():
+            pictures[name] = {"student": g.tolist(), "expected": f.tolist()}
+    if pictures:
+        pictures["probe"] = {"label": int(label), "pixels": np.asarray(x, dtype=np.float64).tolist()}
+    return {"gradients": pictures} if pictures else {}
+
+
+def _gradient_figures(student: Student, data: GradingData, seed: int, index: int = 0) -> dict[str, Any]:
+    """figures["gradients"]: the student's implied gradient and the finite differences at probe `index` (the
+    digit the W1 check names), with that digit's label and pixels."""
+    from grader.gradients import TENSOR_NAMES, finite_difference_gradient, implied_gradient, tensor
+    from grader.student import StudentCodeError
+
+    x, label = data.probes[index]
+    params = probe_point(x, seed + index)
+    try:
+        after = student.train_one_sample(params, x, label, 1.0)
+        implied = implied_gradient(params, after, 1.0)
+    except (StudentCodeError, ValueError, TypeError, IndexError):
+        return {}
+    expected = finite_difference_gradient(params, x, label)
+    pictures = {}
+    for name in TENSOR_NAMES:
+        g, f = np.asarray(tensor(implied, name)), np.asarray(tensor(expected, name))
+        if g.shape == f.shape and np.isfinite(g).all():
+            pictures[name] = {"student": g.tolist(), "expected": f.tolist()}
+    if pictures:
+        pictures["probe"] = {"label": int(label), "pixels": np.asarray(x, dtype=np.float64).tolist()}
+    return {"gradients": pictures} if pictures else {}
+
+
+
+
+QUESTION = Question("Q3", "Q3 Backpropagation", 3, BackpropSettings,
+                    tuple(f"Q3.{t}" for t in TENSORS) + ("Q3.real_step", "Q3.learning_rate", "Q3.determinism",
+                                                          "Q3.zero_pixels", "Q3.signature"),
+                    FUNCTIONS, run, figures=("gradients",))
