@@ -29,6 +29,7 @@ from grader.kernel_box import KernelBox, caller_namespace
 from grader.kernel_state import preserved_state
 from grader.questions import QUESTIONS
 from grader.questions.helpers import NAMES as HELPER_NAMES
+from grader.report.common import check_state
 from grader.results import CheckResult, QuestionResult, RunError
 from grader.rubric import Rubric, load_rubric
 from grader.scoring import score_question
@@ -37,7 +38,7 @@ from reference.mnist import Mnist, load_mnist
 
 # The handout functions each question calls; the others are hidden from the checks of a one-question run.
 NEEDS = {q.id: q.functions for q in QUESTIONS}
-MARKS = {"passed": "ok", "failed": "FAIL", "error": "ERROR", "skipped": "skip"}
+MARKS = {"passed": "ok", "partial": "PARTIAL", "failed": "FAIL", "error": "ERROR", "skipped": "skip"}
 TRAINED_NOTE = (
     "Not checked: the weights and biases in this kernel have been trained (b3 is non-zero but sums to 0, "
     "which is what SGD steps from zero biases leave), so they are not your initialisation. Re-run your Q1 "
@@ -231,6 +232,11 @@ def _points(x: float) -> str:
     return f"{x:.4g}"
 
 
+def _state(check: CheckResult) -> str:
+    """'partial' for a failed check that earned some of its points, else its status (as the reports say it)."""
+    return check_state(check.to_dict())
+
+
 def _traceback_tail(text: str | None, lines: int = 12) -> str | None:
     if not text:
         return None
@@ -245,7 +251,7 @@ def _question_lines(q: QuestionResult, note: str | None, checked: bool) -> list[
     lines = [f"\n{q.title}: {score}"] + ([f"  Note: {note}"] if note else [])
     previous = note
     for c in q.checks:
-        lines.append(f"  [{MARKS.get(c.status, c.status)}] {c.title} ({_points(c.score)}/{_points(c.max_score)})")
+        lines.append(f"  [{MARKS.get(_state(c), c.status)}] {c.title} ({_points(c.score)}/{_points(c.max_score)})")
         if c.status == "passed":
             continue
         if c.message == previous:
@@ -290,6 +296,7 @@ _CSS = """
               padding: 5px 10px; margin: 4px 0 4px 8px; }
 .gsc .check.passed { border-left-color: var(--ok); } .gsc .check.failed { border-left-color: var(--bad); }
 .gsc .check.error { border-left-color: var(--warn); }
+.gsc .check.partial { border-left-color: #d4a72c; } .gsc .badge.partial { background: #d4a72c; color: #1f2328; }
 .gsc .badge { display: inline-block; font-size: 0.75em; font-weight: 700; text-transform: uppercase; color: #fff;
               padding: 0 6px; border-radius: 8px; background: var(--muted); margin-right: 6px; }
 .gsc .badge.passed { background: var(--ok); } .gsc .badge.failed { background: var(--bad); }
@@ -319,7 +326,7 @@ _TEMPLATE = """<div class="gsc"><style>{{ css }}</style>
 {% if note %}<div class="note">{{ note }}</div>{% endif %}
 {% set failing = q.checks|rejectattr('status', 'equalto', 'passed')|list %}
 {% for c in failing if not (c.status == 'skipped' and c.message == note) %}
-<div class="check {{ c.status }}"><span class="badge {{ c.status }}">{{ c.status }}</span>{{ c.title }}
+<div class="check {{ state(c) }}"><span class="badge {{ state(c) }}">{{ state(c) }}</span>{{ c.title }}
  <span class="pts">{{ points(c.score) }} / {{ points(c.max_score) }}</span>
  {% if loop.previtem is defined and loop.previtem.message == c.message %}
  <div class="msg muted">The same reason as above.</div>
@@ -346,7 +353,8 @@ _ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, tri
 def render_html(report: SelfCheckReport) -> str:
     """A self-contained, escaped HTML fragment (its CSS scoped to .gsc, so the notebook's styles stay)."""
     template = _ENV.from_string(_TEMPLATE)
-    return template.render(r=report, css=_CSS, points=_points, tail=_traceback_tail, disclaimer=DISCLAIMER)
+    return template.render(r=report, css=_CSS, points=_points, tail=_traceback_tail, disclaimer=DISCLAIMER,
+                           state=_state)
 
 
 def _ipython_shell() -> Any:

@@ -7,7 +7,7 @@ import signal
 import textwrap
 from typing import Any
 
-from grader.report.common import as_dict, check_state, first_sentence, points_lost
+from grader.report.common import as_dict, check_state, costs
 from grader.session import RunOutcome
 
 MARKS = {"passed": "ok", "partial": "PARTIAL", "failed": "FAIL", "error": "ERROR", "skipped": "skip"}
@@ -26,19 +26,14 @@ def _wrap(text: str, indent: str, first: str | None = None) -> str:
 
 
 def cost_lines(result: dict[str, Any]) -> list[str]:
-    """'What cost you points': each check that lost points, the points lost and the sentence to act on."""
+    """'What cost you points': each check that lost points (repeats merged), the points lost and what to do."""
     lines = []
-    for q in result["questions"]:
-        for c in q["checks"]:
-            lost = points_lost(c)
-            if lost <= 0:
-                continue
-            state = check_state(c)
-            staff = " adjusted by staff;" if c.get("staff") else ""
-            head = (f"  -{_points(lost):<6}{q['id']} {c['title']} ({_points(c['score'])}/{_points(c['max_score'])}"
-                    f"{', ' + state if state != 'failed' else ''}){staff}")
-            lines.append(head)
-            lines.append(_wrap(c.get("fix") or first_sentence(c["message"]), " " * 10))
+    for k in costs(result):
+        state = "" if k["state"] == "failed" else f", {k['state']}"
+        staff = " adjusted by staff;" if k["staff"] else ""
+        lines.append(f"  -{_points(k['lost']):<6}{k['question']} {k['title']} "
+                     f"({_points(k['score'])}/{_points(k['max_score'])}{state}){staff}")
+        lines.append(_wrap(k["sentence"], " " * 10))
     return ["What cost you points:", *lines] if lines else []
 
 

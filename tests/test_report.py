@@ -234,11 +234,11 @@ def test_the_readme_states_kv2154s_score_as_grade_computes_it(graded):
 # --- HTML report: what cost points comes first ------------------------------------------------------------
 
 
-def cost_list(page: str) -> list[tuple[str, str, str]]:
-    """The 'What cost you points' list as (anchor, points lost, sentence)."""
+def cost_list(page: str) -> list[tuple[str, str, str, str]]:
+    """The 'What cost you points' list as (anchor, points lost, titles, sentence)."""
     section = re.search(r'<section id="costs">.*?</section>', page, re.S).group(0)
     return re.findall(r'<li class="\w+"><a href="#([^"]+)"><span class="lost">−([\d.]+)</span>.*?'
-                      r'<div class="fix">(.*?)</div></li>', section, re.S)
+                      r'<span class="q">\w+</span> (.*?)</a>.*?<div class="fix">(.*?)</div></li>', section, re.S)
 
 
 @pytest.mark.parametrize("staff", [False, True])
@@ -247,16 +247,33 @@ def test_report_leads_with_every_check_that_cost_points_and_its_fix(graded, page
     lost = [(q.id, c) for q in result.questions for c in q.checks
             if c.max_score - c.score > 1e-9 and (staff or c.visibility == "visible")]
     listed = cost_list(page)
-    assert [a for a, _, _ in listed] == [f"check-{qid}-{c.id}" for qid, c in lost]
-    assert [float(p) for _, p, _ in listed] == [pytest.approx(c.max_score - c.score, abs=0.01) for _, c in lost]
-    for (anchor, _, sentence), (_, c) in zip(listed, lost, strict=True):
-        assert f'id="{anchor}"' in page  # the link leads to the check's full detail
-        if c.fix:
-            assert sentence == escape(c.fix)
+    assert sum(float(p) for _, p, _, _ in listed) == pytest.approx(sum(c.max_score - c.score for _, c in lost),
+                                                                    abs=0.02)
+    titles = " | ".join(t for _, _, t, _ in listed)
+    for _, c in lost:
+        assert escape(c.title) in titles
+        sentence = escape(c.fix) if c.fix else None
+        entry = next(e for e in listed if escape(c.title) in e[2])
+        if sentence:
+            assert entry[3] == sentence
         else:  # no recognised mistake: the message's first sentence, cut at a clause when long
-            assert escape(c.message).startswith(sentence.removesuffix(" …"))
+            assert escape(c.message).startswith(entry[3].removesuffix(" …"))
+    for anchor, _, _, _ in listed:
+        assert f'id="{anchor}"' in page  # each entry links to a check's full detail
+    assert listed[0][0] == f"check-{lost[0][0]}-{lost[0][1].id}" == "check-Q1-Q1.W3.distribution"
+    # the swapped cross-entropy arguments cost both Q2 loss checks: one entry, their points summed
+    swapped = [e for e in listed if "feed_forward_sample: loss" in e[2]]
+    assert len(swapped) == 1 and "feed_forward_dataset: average loss" in swapped[0][2] and swapped[0][1] == "11"
     assert page.index('id="costs"') < page.index('<section class="question"')
     assert {"Q1.W3.distribution", "Q2.loss", "Q3.W1", "Q3.b1", "Q3.b2", "Q4.training"} <= {c.id for _, c in lost}
+
+
+def test_a_submission_that_defines_nothing_gets_a_short_list_not_one_line_per_check(graded, pages):
+    result, page = graded["script"], pages["script", False]
+    lost = [c for q in result.questions for c in q.checks if c.max_score - c.score > 1e-9]
+    listed = cost_list(page)
+    assert len(lost) >= 15 and len(listed) <= 8
+    assert sum(float(p) for _, p, _, _ in listed) == pytest.approx(sum(c.max_score - c.score for c in lost))
 
 
 def test_passed_checks_are_folded_and_failed_ones_shown_in_full(graded, pages):
@@ -465,6 +482,14 @@ def test_not_gradable_report_explains_why(graded, pages):
     assert 'id="not-gradable"' not in pages["kv2154", False]
 
 
+def test_the_report_header_names_the_problems_as_the_index_does(graded, pages):
+    labels = "; ".join(graded["timeout"].problems)
+    assert labels == "time-out at lines 3-4; code not matched to the handout"
+    assert f"Problems:</strong> {labels}" in pages["timeout", False]
+    assert 'id="problems"' not in pages["kv2154", False]
+    assert "Problems:</strong> not a submission" in pages["broken", True]
+
+
 def test_run_errors_are_in_plain_words(graded, pages):
     page = pages["timeout", False]
     timeout = next(e for e in graded["timeout"].errors if e.kind == "timeout")
@@ -651,7 +676,7 @@ def test_results_json_output_lists_what_cost_points_for_visible_checks_only(grad
     lost = [c for q in result.questions for c in q.checks if c.max_score - c.score > 1e-9]
     assert "What cost you points:" in output
     for c in lost:
-        assert (f" {c.title} (" in output) == (c.visibility == "visible")
+        assert (f" {c.title}" in output) == (c.visibility == "visible")
     assert f"-4 Q1 {check(result, 'Q1.W3.distribution').title} (failed): " \
            f"{check(result, 'Q1.W3.distribution').fix}" in output
     assert "Q4 training 3 epochs (partial): " in output

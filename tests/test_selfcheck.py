@@ -484,3 +484,11 @@ def test_the_kernel_and_the_sandbox_train_kv2154_alike(mnist):
     for a, b in zip(in_kernel.params[0] + in_kernel.params[1], sandboxed.params[0] + sandboxed.params[1],
                     strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-13)
+
+
+def test_kv2154s_partly_credited_training_reads_partial_in_the_notebook_view(mnist):
+    q4 = check("Q4", namespace=kv2154_namespace(mnist), mnist=mnist, show=False)
+    training = q4.check("Q4.training")
+    assert training.status == "failed" and 0 < training.score < training.max_score
+    assert f"[PARTIAL] {training.title}" in q4.to_text()
+    assert f'<span class="badge partial">partial</span>{training.title}' in q4._repr_html_()

@@ -220,3 +220,30 @@ def chip_state(score: float, max_score: float) -> str:
     if score >= max_score - 1e-9:
         return "full"
     return "partial" if score > 0 else "zero"
+
+
+def costs(data: Mapping[str, Any], *, visible_only: bool = False) -> list[dict[str, Any]]:
+    """What cost points, in report order: each check that earned less than its maximum, with the points lost and
+    the sentence to act on (its fix, else its message's first sentence). Neighbouring checks of one question
+    with the same sentence (say, everything in Q2 when feed_forward_sample is not defined) make one entry."""
+    rows: list[dict[str, Any]] = []
+    for q in data["questions"]:
+        for c in q["checks"]:
+            if points_lost(c) <= 0 or (visible_only and c["visibility"] != "visible"):
+                continue
+            row = {"question": q["id"], "titles": [c["title"]], "anchor": f"check-{q['id']}-{c['id']}",
+                   "state": check_state(c), "lost": points_lost(c), "score": c["score"],
+                   "max_score": c["max_score"], "sentence": c.get("fix") or first_sentence(c["message"]),
+                   "staff": bool(c.get("staff"))}
+            last = rows[-1] if rows else None
+            if last and (last["question"], last["sentence"]) == (row["question"], row["sentence"]):
+                last["titles"].append(c["title"])
+                last["state"] = last["state"] if last["state"] == row["state"] else "failed"
+                for key in ("lost", "score", "max_score"):
+                    last[key] = round(last[key] + row[key], 6)
+                last["staff"] = last["staff"] or row["staff"]
+            else:
+                rows.append(row)
+    for row in rows:
+        row["title"] = ", ".join(row["titles"])
+    return rows

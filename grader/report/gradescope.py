@@ -15,11 +15,10 @@ from grader.report.common import (
     ERROR_WORDS,
     as_dict,
     check_state,
-    first_sentence,
+    costs,
     is_not_gradable,
     jsonable,
     points,
-    points_lost,
     question_heading,
     question_numbers,
 )
@@ -143,12 +142,8 @@ def summary(data: dict[str, Any]) -> str:
 def cost_lines(data: dict[str, Any]) -> list[str]:
     """'What cost you points' for the visible checks (Gradescope shows this output to students): the points
     lost and the sentence to act on."""
-    lines = []
-    for q in data["questions"]:
-        for c in q["checks"]:
-            if c["visibility"] == "visible" and points_lost(c) > 0:
-                sentence = c.get("fix") or first_sentence(c["message"])
-                lines.append(f"  -{points(points_lost(c))} {q['id']} {c['title']} ({check_state(c)}): {sentence}")
+    lines = [f"  -{points(k['lost'])} {k['question']} {k['title']} ({k['state']}): {k['sentence']}"
+             for k in costs(data, visible_only=True)]
     return ["", "What cost you points:", *lines, ""] if lines else []
 
 

@@ -27,7 +27,7 @@ from grader.report.common import (
     as_dict,
     check_state,
     chip_state,
-    first_sentence,
+    costs,
     is_not_gradable,
     mistakes,
     number,
@@ -105,7 +105,7 @@ def report_context(data: dict[str, Any], *, staff: bool) -> dict[str, Any]:
         "staff": staff,
         "r": data,
         "questions": questions,
-        "costs": cost_rows(questions),
+        "costs": costs({"questions": questions}),
         "not_gradable": is_not_gradable(data),
         "score": visible_score if partial_view else data["score"],
         "max_score": visible_max if partial_view else data["max_score"],
@@ -116,15 +116,6 @@ def report_context(data: dict[str, Any], *, staff: bool) -> dict[str, Any]:
         "loose_gradients": [] if has_gradient_question else gradient_rows(data["gradients"], []),
         "sha_short": data["rubric_sha256"][:12],
     }
-
-
-def cost_rows(questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """What cost points, in report order: each shown check that earned less than its maximum, with the points
-    it lost, the one sentence to act on (its fix, else its message's first sentence) and its anchor below."""
-    return [{"question": q["id"], "title": c["title"], "anchor": c["anchor"], "state": c["state"],
-             "lost": c["lost"], "score": c["score"], "max_score": c["max_score"],
-             "sentence": c["fix"] or first_sentence(c["message"]), "staff": c["staff"]}
-            for q in questions for c in q["checks"] if c["lost"] > 0]
 
 
 def question_view(q: Mapping[str, Any], staff: bool) -> dict[str, Any]:

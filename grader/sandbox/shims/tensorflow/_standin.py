@@ -277,12 +277,10 @@ def offers(root: str) -> list[str]:
     short = {"tensorflow": "tf"}
     seen: set[int] = set()
     names: list[str] = []
-    for fullname, module in sorted(sys.modules.items(), key=lambda item: item[0].count(".")):
-        if _root_of(fullname) != root or fullname.split(".")[0] != root or "_standin" in fullname:
-            continue
+    modules = [(n, m) for n, m in sys.modules.items() if n.split(".")[0] == root and n != __name__]
+    for fullname, module in sorted(modules, key=lambda item: item[0].count(".")):  # utils before utils.np_utils
         for name, value in vars(module).items():
-            if callable(value) and not isinstance(value, (type, np.dtype)) and not name.startswith("_") \
-                    and id(value) not in seen:
+            if isinstance(value, types.FunctionType) and not name.startswith("_") and id(value) not in seen:
                 seen.add(id(value))
                 names.append(".".join([short.get(root, root), *fullname.split(".")[1:], name]))
     names.append(f"{short.get(root, root)}.__version__")
