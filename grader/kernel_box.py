@@ -34,8 +34,8 @@ import numpy as np
 from grader.kernel_state import restore_bindings
 from grader.results import RunError
 from grader.sandbox import runner
-from grader.sandbox.session import CallResult, Limits, NetworkEntry, RunLog, Symbol
-from grader.sandbox.session import _symbol as symbol_from_info
+from grader.sandbox.child import _symbol as symbol_from_info
+from grader.sandbox.records import CallResult, Limits, NetworkEntry, RunLog, Symbol
 from grader.sandbox.values import Fingerprint, Opaque, Ref
 
 THIS_FILE = __file__

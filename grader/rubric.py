@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from grader.sandbox.session import Limits
+from grader.sandbox.records import Limits
 
 DEFAULT_RUBRIC = Path(__file__).with_name("rubric.yaml")
 # Settings that make no sense at zero: sizes, counts, time and memory limits, learning rates.
