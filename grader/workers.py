@@ -102,13 +102,16 @@ def run_in_workers(
         while queue or any(w.job for w in pool):
             while len(pool) < min(workers, len(queue) + sum(1 for w in pool if w.job)):
                 pool.append(start_worker())
-            for worker in pool:
+            for worker in list(pool):
                 if worker.job is None and queue:
                     job, attempt, note = queue.popleft()
                     try:
                         worker.conn.send(job)
-                    except OSError:
+                    except OSError:  # it died while idle: the job waits for a fresh worker
                         queue.appendleft((job, attempt, note))
+                        pool.remove(worker)
+                        ended.append(worker.process.pid)
+                        worker.conn.close()
                         continue
                     worker.job, worker.attempt, worker.note = job, attempt, note
                     if on_start and attempt == 1:

@@ -31,19 +31,19 @@ def by_id(results):
     return {r.id: r for r in results}
 
 
-def test_the_handouts_helpers_pass_with_full_marks_when_points_are_given():
-    settings = HelperSettings(
-        sigmoid_points=1, dsigmoid_points=1, softmax_points=1, cross_entropy_points=1, one_hot_points=1
-    )
-    results = check_helpers(InProcessStudent(helpers=handout_helpers()), settings)
+def test_the_handouts_helpers_pass_with_their_whole_share():
+    results = check_helpers(InProcessStudent(helpers=handout_helpers()), HelperSettings())
     assert [r.status for r in results] == ["passed"] * 5, [r.message for r in results]
-    assert sum(r.score for r in results) == 5
+    assert sum(r.score for r in results) == 5  # shares: the rubric gives the points (0 by default)
 
 
-def test_helpers_are_informational_by_default():
+def test_helpers_are_informational_by_default(rubric):
+    from grader.scoring import score_question
+
     with np.errstate(all="ignore"):
         results = check_helpers(InProcessStudent(helpers=handout_helpers(softmax=naive_softmax)))
-    assert all(r.max_score == 0 and r.score == 0 for r in results)
+    scored = score_question("helpers", results, rubric)
+    assert all(c.max_score == 0 and c.score == 0 for c in scored.checks)
 
 
 def test_the_scanned_handouts_clipped_sigmoid_passes():

@@ -53,7 +53,7 @@ def by_id(results):
 def test_the_reference_initialisation_gets_full_marks_and_is_recognised():
     results = check_initialisation(InProcessStudent(initial_params=network.init_params()))
     assert all(r.status == "passed" for r in results), [r.message for r in results]
-    assert sum(r.score for r in results) == 15
+    assert all(r.score == r.max_score == 1.0 for r in results)  # each its whole share
     assert "exactly the reference draw" in by_id(results)["Q1.W1.distribution"].message
 
 
@@ -130,7 +130,7 @@ def test_the_seed_students_uniform_w3_is_named_with_its_range_and_the_fix():
     assert w3.status == "failed" and w3.score == 0
     assert "W3 looks uniform on [0, 0.1" in w3.message and "never negative" in w3.message
     assert "rng.normal(0, np.sqrt(1/32), size=(32, 10))" in w3.message
-    assert sum(r.score for r in results.values()) == 11
+    assert sorted(r.id for r in results.values() if r.score < 1.0) == ["Q1.W3.distribution"]
 
 
 def test_std_instead_of_variance_is_named_with_the_figures():
@@ -175,7 +175,7 @@ def test_non_zero_biases_get_partial_credit_and_say_where():
     weights, biases = network.init_params()
     biases = [biases[0], np.full(32, 0.1), np.zeros(10)]
     result = check_biases((weights, biases), SETTINGS)
-    assert result.status == "failed" and result.score == pytest.approx(2.0)
+    assert result.status == "failed" and result.score == pytest.approx(2 / 3)  # two of three biases
     assert "b2 has 32 non-zero entries" in result.message
 
 
@@ -185,8 +185,7 @@ def test_bias_of_the_wrong_size_is_rejected():
     assert result.status == "failed" and "b3 has shape (32,), expected (10,)" in result.message
 
 
-def test_settings_points_are_used_and_tests_are_listed():
-    settings = InitSettings(weight_points=(1, 2, 3), biases_points=4, structure_points=5)
-    results = check_initialisation(InProcessStudent(initial_params=network.init_params()), settings)
-    assert [r.max_score for r in results] == [5, 1, 2, 3, 4]
+def test_checks_score_shares_and_tests_are_listed():
+    results = check_initialisation(InProcessStudent(initial_params=network.init_params()), InitSettings())
+    assert [r.max_score for r in results] == [1.0] * 5  # the rubric gives the points
     assert set(results[1].details["pvalues"]) == set(TESTS)

@@ -96,8 +96,8 @@ def test_the_handouts_train_one_epoch_gets_full_marks(data):
     student = InProcessStudent(epoch=handout_epoch)
     loop = check_training_loop(student, network.init_params(), data[0], data[1])
     training = check_short_training(student, network.init_params(), *data, FAST)
-    assert loop.status == "passed" and loop.score == 10, loop.message
-    assert training.status == "passed" and training.score == 15, training.message
+    assert loop.status == "passed" and loop.score == 1.0, loop.message
+    assert training.status == "passed" and training.score == 1.0, training.message
     assert training.details["student_accuracy"] == pytest.approx(training.details["reference_accuracy"])
     assert len(training.details["student_accuracy"]) == 4
 
@@ -177,11 +177,11 @@ def test_an_inline_epoch_is_judged_by_its_weights(data):
 def test_training_that_falls_short_gets_partial_credit_scaled_by_the_gap(data):
     slow = student_epoch(in_order, step=lambda w, b, x, y, lr: network.sgd_step(w, b, x, y, lr / 30))
     result = check_short_training(InProcessStudent(epoch=slow), network.init_params(), *data, FAST)
-    assert result.status == "failed" and 0 <= result.score < 15
+    assert result.status == "failed" and 0 <= result.score < 1
     gap = result.details["gap"]
     assert gap > FAST.accuracy_tolerance and "points below the reference" in result.message
     tol, zero = FAST.accuracy_tolerance, FAST.zero_credit_gap
-    expected = 15 * max(0.0, 1 - (gap - tol) / (zero - tol))
+    expected = max(0.0, 1 - (gap - tol) / (zero - tol))
     assert result.score == pytest.approx(expected)
 
 
@@ -189,7 +189,7 @@ def test_training_far_above_the_reference_says_accuracy_alone_proves_nothing(dat
     """Scaling inputs by 1/255 inside the step dodges the saturation a correct raw-pixel network suffers."""
     scaled = student_epoch(in_order, step=lambda w, b, x, y, lr: network.sgd_step(w, b, x / 255, y, 0.5))
     result = check_short_training(InProcessStudent(epoch=scaled), network.init_params(), *data, FAST)
-    assert result.status == "passed" and result.score == 15
+    assert result.status == "passed" and result.score == 1.0
     assert "more than the spread of correct solutions" in result.message and "see Q3" in result.message
 
 

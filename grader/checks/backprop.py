@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from grader.checks.failures import grader_failed, student_failed
+from grader.checks.failures import SHARE, grader_failed, student_failed
 from grader.diagnosis import Diagnosis, RateProbe, diagnose
 from grader.gradients import (
     TENSOR_NAMES,
@@ -41,18 +41,8 @@ FLOAT32_ROUNDING = 2.0**-24  # largest relative change float64 -> float32 -> flo
 
 @dataclass(frozen=True)
 class BackpropSettings:
-    """Q3 settings (the rubric fills them): points, learning rates, probe digits, thresholds on e."""
+    """Q3 settings (the rubric fills them): learning rates, probe digits, thresholds on e."""
 
-    W1_points: float = 10.0
-    b1_points: float = 5.0
-    W2_points: float = 8.0
-    b2_points: float = 5.0
-    W3_points: float = 7.0
-    b3_points: float = 5.0
-    learning_rate_points: float = 0.0
-    determinism_points: float = 0.0
-    zero_pixels_points: float = 0.0
-    real_step_points: float = 4.0
     large_learning_rate: float = 1.0  # (before - after) / 1 is exact in float64
     small_learning_rate: float = 1e-3
     samples: int = 3  # probe digits always used
@@ -70,9 +60,6 @@ class BackpropSettings:
         return GradientPolicy(self.correct_threshold, self.wrong_threshold, self.float64_threshold,
                               self.match_threshold)
 
-    def points(self, name: str) -> float:
-        """Points of tensor name ('W1'..'b3')."""
-        return float(getattr(self, f"{name}_points"))
 
 
 @dataclass(frozen=True)
@@ -260,7 +247,7 @@ def _tensor_result(probes: list[_Probe], name: str, settings: BackpropSettings) 
     first = None if verdict.ok else _first_wrong(probes, name)
     if first is not None:
         verdict = replace(verdict, first_wrong=first)
-    points = settings.points(name)
+    points = SHARE
     credit = {"correct": 1.0, "float32": 1.0, "inconclusive": settings.inconclusive_credit}
     fraction = credit.get(verdict.verdict, 0.0)
     where = f"worst of {len(probes)} probe digits: a {probe.label}" if len(probes) > 1 else f"a {probe.label}"
@@ -314,7 +301,7 @@ def _rate_disagreement(probes: list[_Probe], small_rate: float) -> tuple[float, 
 
 
 def _rate_result(probes: list[_Probe], settings: BackpropSettings) -> CheckResult:
-    check_id, points = "Q3.learning_rate", settings.learning_rate_points
+    check_id, points = "Q3.learning_rate", SHARE
     large, small = settings.large_learning_rate, settings.small_learning_rate
     worst = _rate_disagreement(probes, small)
     if worst is None:
@@ -348,8 +335,8 @@ def _note_result(probes: list[_Probe], check_id: str, points: float, passed: str
 
 def _all_failed(settings: BackpropSettings, make) -> list[CheckResult]:
     """One result per check, each built by make(check_id, title, points)."""
-    ids = [(f"Q3.{n}", TITLE.format(n), settings.points(n)) for n in TENSOR_NAMES]
-    ids += [(cid, title, getattr(settings, f"{cid[3:]}_points")) for cid, title in SIDE_CHECKS.items()]
+    ids = [(f"Q3.{n}", TITLE.format(n), SHARE) for n in TENSOR_NAMES]
+    ids += [(cid, title, SHARE) for cid, title in SIDE_CHECKS.items()]
     return [make(*i) for i in ids]
 
 
@@ -382,9 +369,9 @@ def check_backprop(student: Student, samples: list[tuple[np.ndarray, int]],
         tensors = [_tensor_result(probes, n, settings) for n in TENSOR_NAMES]
         results = [r for r, _ in tensors]
         results.append(_rate_result(probes, settings))
-        results.append(_note_result(probes, "Q3.determinism", settings.determinism_points,
+        results.append(_note_result(probes, "Q3.determinism", SHARE,
                                     "Two identical calls gave bit-identical parameters."))
-        results.append(_note_result(probes, "Q3.zero_pixels", settings.zero_pixels_points,
+        results.append(_note_result(probes, "Q3.zero_pixels", SHARE,
                                     "W1 rows of zero pixels were left unchanged, as their gradient is 0."))
         return results, {v.tensor: v for _, v in tensors}
     except StudentCodeError as exc:

@@ -12,6 +12,8 @@ import numpy as np
 from grader.results import CheckResult
 from grader.student import StudentCodeError
 
+SHARE = 1.0  # a check scores the share of its points it earned (0..1); the points are the rubric's (scoring.py)
+
 
 class UnusableValue(ValueError):
     """A student's return value cannot be read as what the handout asks for (message says why)."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from grader.checks.failures import UnusableValue, describe, grader_failed, read_scalar, student_failed
+from grader.checks.failures import SHARE, UnusableValue, describe, grader_failed, read_scalar, student_failed
 from grader.results import CheckResult
 from grader.student import Params, Student, StudentCodeError
 from reference import network
@@ -59,12 +59,8 @@ def check_result(
 
 @dataclass(frozen=True)
 class ForwardSettings:
-    """Points and tolerances for Q2 (defaults add up to 20 points)."""
+    """Tolerances for Q2."""
 
-    loss_points: float = 6.0
-    prediction_points: float = 4.0
-    dataset_loss_points: float = 5.0
-    dataset_accuracy_points: float = 5.0
     loss_rtol: float = 1e-5  # float32 students land near 1e-7
     loss_atol: float = 1e-8
     dataset_loss_rtol: float = 1e-3  # on top of the printed precision
@@ -237,7 +233,7 @@ def _loss_result(outcomes: list[_SampleOutcome], settings: ForwardSettings) -> C
         message += (" These are the losses of ReLU hidden layers: the handout's hidden layers are sigmoid, "
                     "a = sigmoid(z).")
     mistake = next((m for m in mistakes if m), None)
-    return check_result("Q2.loss", title, fraction, settings.loss_points, message, mistake_id=mistake, cases=rows)
+    return check_result("Q2.loss", title, fraction, SHARE, message, mistake_id=mistake, cases=rows)
 
 
 def _prediction_result(outcomes: list[_SampleOutcome], settings: ForwardSettings) -> CheckResult:
@@ -264,7 +260,7 @@ def _prediction_result(outcomes: list[_SampleOutcome], settings: ForwardSettings
         if all(answered_label) and not all(reference_label):
             message += " Your guess is always the true label: return the network's argmax, not y."
     return check_result(
-        "Q2.prediction", title, passed / len(rows), settings.prediction_points, message, cases=rows
+        "Q2.prediction", title, passed / len(rows), SHARE, message, cases=rows
     )
 
 
@@ -273,8 +269,8 @@ def check_feed_forward_sample(
 ) -> list[CheckResult]:
     """Q2.loss and Q2.prediction: feed_forward_sample on each case against reference loss and argmax."""
     ids = [
-        ("Q2.loss", "feed_forward_sample: loss", settings.loss_points),
-        ("Q2.prediction", "feed_forward_sample: predicted class", settings.prediction_points),
+        ("Q2.loss", "feed_forward_sample: loss", SHARE),
+        ("Q2.prediction", "feed_forward_sample: predicted class", SHARE),
     ]
     if not student.has("feed_forward_sample"):
         message = (

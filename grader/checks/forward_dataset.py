@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grader.checks.failures import grader_failed, student_failed
+from grader.checks.failures import SHARE, grader_failed, student_failed
 from grader.checks.forward import ForwardSettings, check_result, non_finite_loss_hint, non_finite_loss_mistake
 from grader.results import CheckResult
 from grader.student import Params, Student, StudentCodeError
@@ -92,7 +92,7 @@ def _dataset_loss_result(stdout: str, expected: float, settings: ForwardSettings
     check_id, title, points = (
         "Q2.dataset.loss",
         "feed_forward_dataset: average loss",
-        settings.dataset_loss_points,
+        SHARE,
     )
     printed = parse_average_loss(stdout)
     if printed is None:
@@ -121,7 +121,7 @@ def _dataset_loss_result(stdout: str, expected: float, settings: ForwardSettings
 
 def _dataset_accuracy_result(stdout: str, expected: float, n: int, settings: ForwardSettings) -> CheckResult:
     check_id, title = "Q2.dataset.accuracy", "feed_forward_dataset: accuracy"
-    points = settings.dataset_accuracy_points
+    points = SHARE
     printed = parse_accuracy(stdout, n)
     if printed is None:
         message = (
@@ -153,8 +153,8 @@ def check_feed_forward_dataset(
     """Q2.dataset.loss and Q2.dataset.accuracy: parse the printed figures, compare with network.evaluate."""
     settings = settings or ForwardSettings()
     ids = [
-        ("Q2.dataset.loss", "feed_forward_dataset: average loss", settings.dataset_loss_points),
-        ("Q2.dataset.accuracy", "feed_forward_dataset: accuracy", settings.dataset_accuracy_points),
+        ("Q2.dataset.loss", "feed_forward_dataset: average loss", SHARE),
+        ("Q2.dataset.accuracy", "feed_forward_dataset: accuracy", SHARE),
     ]
     if not student.has("feed_forward_dataset"):
         message = "feed_forward_dataset is not defined at top level, expected def feed_forward_dataset(x, y)."

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from grader.checks.failures import UnusableValue, describe, grader_failed, read_scalar, student_failed
+from grader.checks.failures import SHARE, UnusableValue, describe, grader_failed, read_scalar, student_failed
 from grader.results import CheckResult
 from grader.student import Student, StudentCodeError
 from reference import network
@@ -20,13 +20,8 @@ from reference import network
 
 @dataclass(frozen=True)
 class HelperSettings:
-    """Points (informational by default) and tolerances for the helper checks."""
+    """Tolerances for the helper checks."""
 
-    sigmoid_points: float = 0.0
-    dsigmoid_points: float = 0.0
-    softmax_points: float = 0.0
-    cross_entropy_points: float = 0.0
-    one_hot_points: float = 0.0
     rtol: float = 1e-6
     atol: float = 1e-12
 
@@ -168,23 +163,21 @@ def _check_scalar(got: Any, expected: float, label: str, settings: HelperSetting
 class _Helper:
     name: str
     check_id: str
-    points: Callable[[HelperSettings], float]
     probes: Callable[[], list[Probe]]
     scalar: bool = False
 
 
 _HELPERS = (
-    _Helper("sigmoid", "helpers.sigmoid", lambda s: s.sigmoid_points, _sigmoid_probes),
-    _Helper("dsigmoid", "helpers.dsigmoid", lambda s: s.dsigmoid_points, _dsigmoid_probes),
-    _Helper("softmax", "helpers.softmax", lambda s: s.softmax_points, _softmax_probes),
+    _Helper("sigmoid", "helpers.sigmoid", _sigmoid_probes),
+    _Helper("dsigmoid", "helpers.dsigmoid", _dsigmoid_probes),
+    _Helper("softmax", "helpers.softmax", _softmax_probes),
     _Helper(
         "cross_entropy_loss",
         "helpers.cross_entropy_loss",
-        lambda s: s.cross_entropy_points,
         _cross_entropy_probes,
         scalar=True,
     ),
-    _Helper("integer_to_one_hot", "helpers.integer_to_one_hot", lambda s: s.one_hot_points, _one_hot_probes),
+    _Helper("integer_to_one_hot", "helpers.integer_to_one_hot", _one_hot_probes),
 )
 
 
@@ -215,7 +208,7 @@ def _hint(student: Student, helper: str) -> str:
 def check_helper(student: Student, helper: str, settings: HelperSettings = HelperSettings()) -> CheckResult:
     """One helper (e.g. 'sigmoid') against the reference on ordinary and extreme inputs."""
     spec = next(h for h in _HELPERS if h.name == helper)
-    points, title = spec.points(settings), f"helper {helper}"
+    points, title = SHARE, f"helper {helper}"
     if not student.has(helper):
         message = f"{helper} is not defined at top level (the handout defines it)."
         return CheckResult(spec.check_id, title, "failed", 0.0, points, message)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special  # scipy.stats would add seconds to every `grade` start
 
+from grader.checks.failures import SHARE
 from grader.results import CheckResult
 from grader.student import Params, Student
 from reference import network
@@ -27,11 +28,8 @@ TAIL = 1.8  # in sigmas
 
 @dataclass(frozen=True)
 class InitSettings:
-    """Points and the false-failure rate for Q1 (defaults add up to 15 points)."""
+    """The false-failure rate for Q1."""
 
-    weight_points: tuple[float, ...] = (4.0, 4.0, 4.0)  # W1, W2, W3
-    biases_points: float = 3.0
-    structure_points: float = 0.0
     alpha: float = 1e-5  # chance that a correct matrix fails, per matrix (Bonferroni over TESTS)
     sizes: tuple[int, ...] = network.LAYER_SIZES
 
@@ -202,7 +200,7 @@ def check_weight_matrix(
     check_id, title, points = (
         f"Q1.{name}.distribution",
         f"{name} ~ N(0, 1/{max(n_in, n_out)})",
-        settings.weight_points[layer],
+        SHARE,
     )
     if params is None:
         return _fail(check_id, title, points, "weights/biases not defined at top level.")
@@ -268,7 +266,7 @@ def _is_reference_draw(w: np.ndarray, layer: int, settings: InitSettings) -> boo
 
 def check_biases(params: Params | None, settings: InitSettings = InitSettings()) -> CheckResult:
     """Q1.biases: three zero vectors of n_out entries, shape (n,) or (1, n); partial credit per bias."""
-    check_id, title, points = "Q1.biases", "biases are zero", settings.biases_points
+    check_id, title, points = "Q1.biases", "biases are zero", SHARE
     if params is None:
         return _fail(check_id, title, points, "weights/biases not defined at top level.")
     biases, problems, notes = params[1], [], []
@@ -313,7 +311,7 @@ def check_structure(
     check_id, title, points = (
         "Q1.structure",
         "weights and biases: layers and shapes",
-        settings.structure_points,
+        SHARE,
     )
     if params is None:
         return _fail(check_id, title, points, "weights/biases not defined at top level.")

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from grader.checks.failures import grader_failed, student_failed
+from grader.checks.failures import SHARE, grader_failed, student_failed
 from grader.checks.training import TrainingSettings
 from grader.results import CheckResult
 from grader.student import Params, Student, StudentCodeError
@@ -98,7 +98,7 @@ def check_short_training(
 ) -> CheckResult:
     """Q4.training: `epochs` of the student's train_one_epoch vs the reference's, test accuracy per epoch."""
     settings = settings or TrainingSettings()
-    check_id, title, points = "Q4.training", f"training {settings.epochs} epochs", settings.training_points
+    check_id, title, points = "Q4.training", f"training {settings.epochs} epochs", SHARE
     if not student.has("train_one_epoch"):
         message = (
             "train_one_epoch is not defined at top level, expected def train_one_epoch(learning_rate=0.003)."
@@ -139,7 +139,7 @@ def check_short_training(
 
 
 def _training_result(details: dict[str, Any], settings: TrainingSettings) -> CheckResult:
-    check_id, title, points = "Q4.training", f"training {settings.epochs} epochs", settings.training_points
+    check_id, title, points = "Q4.training", f"training {settings.epochs} epochs", SHARE
     student, reference = details["student_accuracy"], details["reference_accuracy"]
     gap = reference[-1] - student[-1]
     fraction = _training_fraction(gap, settings)

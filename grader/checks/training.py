@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from grader.checks.failures import grader_failed, student_failed
+from grader.checks.failures import SHARE, grader_failed, student_failed
 from grader.checks.own_loop import OwnLoopRun, trajectory_errors
 from grader.results import CheckResult
 from grader.student import EpochRun, Params, Student, StudentCodeError
@@ -22,10 +22,8 @@ from reference import network
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    """Points, data sizes and tolerances for Q4 (defaults add up to 25 points)."""
+    """Data sizes and tolerances for Q4."""
 
-    loop_points: float = 10.0
-    training_points: float = 15.0
     loop_learning_rate: float = 0.0042  # not the default 0.003: a loop that drops the argument shows
     default_learning_rate: float = network.LEARNING_RATE
     loop_samples: int = 20
@@ -267,7 +265,7 @@ def _params_close(a: Params, b: Params, rtol: float = 1e-6) -> bool:
 
 def _inline_loop_result(run_params: Params | None, params: Params, images, labels, settings) -> CheckResult:
     """train_one_epoch made no train_one_sample calls: judge it by its parameters after the epoch."""
-    check_id, title, points = "Q4.loop", "train_one_epoch: loop over the samples", settings.loop_points
+    check_id, title, points = "Q4.loop", "train_one_epoch: loop over the samples", SHARE
     lead = "train_one_epoch never called train_one_sample, so its loop could not be checked on its own"
     if run_params is None:
         return CheckResult(check_id, title, "failed", 0.0, points, f"{lead}, and left no weights to compare.")
@@ -291,7 +289,7 @@ def check_training_loop(
     """Q4.loop: train_one_epoch calls train_one_sample once per sample, in order, with its learning rate; over
     a handout-length x_train (`own`, the same loop over 60,000 samples), it visits every one. `recorded`: the
     recorded run over the first `loop_samples` images, when it was made already (grader/questions/base.py)."""
-    check_id, title, points = "Q4.loop", "train_one_epoch: loop over the samples", settings.loop_points
+    check_id, title, points = "Q4.loop", "train_one_epoch: loop over the samples", SHARE
     if not student.has("train_one_epoch"):
         message = (
             "train_one_epoch is not defined at top level, expected def train_one_epoch(learning_rate=0.003)."

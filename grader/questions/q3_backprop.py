@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from grader.checks.backprop import BackpropSettings, check_backprop
+from grader.checks.failures import SHARE
 from grader.checks.own_loop import OwnLoopRun, first_step_errors, withhold_credit, wrong_tensors
 from grader.checks.real_step import RealStep, check_real_step
 from grader.checks.signatures import check_signatures
@@ -33,7 +34,7 @@ def run(student: Student, ctx: Context) -> list[CheckResult]:
     (x, label), (x2, label2) = (data.train_images[0], int(data.train_labels[0])), data.probes[1]
     steps = [RealStep("the handout's initialisation", init, x, label),
              RealStep("weights after one epoch of training", data.trained, x2, label2)]
-    checks = results + [check_real_step(student, steps, settings.real_step_points,
+    checks = results + [check_real_step(student, steps, SHARE,
                                         probes_passed=all(v.ok for v in verdicts.values()))]
     checks, own_scale = _judge_own_input_scale(student, ctx, checks, steps)
     checks = _distrust_probes_if_real_step_fails(checks)
@@ -65,7 +66,7 @@ def _judge_own_input_scale(student: Student, ctx: Context, checks: list[CheckRes
             if v.verdict == "wrong":
                 ctx.gradients[name] = replace(v, diagnosis=_inconsistent_sentence(scale, forward_scale))
         return [_inconsistent(c, scale, forward_scale) for c in checks], None
-    rejudged = check_real_step(student, steps, ctx.settings["Q3"].real_step_points, input_scale=scale,
+    rejudged = check_real_step(student, steps, SHARE, input_scale=scale,
                                probes_passed=True)
     checks = [rejudged if c.id == rejudged.id else _graded_on_own_forward(c, scale) for c in checks]
     for name, v in list(ctx.gradients.items()):
