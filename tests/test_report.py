@@ -276,6 +276,18 @@ def test_a_submission_that_defines_nothing_gets_a_short_list_not_one_line_per_ch
     assert sum(float(p) for _, p, _, _ in listed) == pytest.approx(sum(c.max_score - c.score for c in lost))
 
 
+def test_json_written_before_findings_and_problems_existed_still_renders(graded):
+    data = as_json(graded["timeout"])
+    data.pop("problems")
+    for q in data["questions"]:
+        for c in q["checks"]:
+            for key in ("mistake_id", "fix", "staff"):
+                c.pop(key)
+    page = render_report({**data, "figures": {}}, staff=False)
+    assert "What cost you points" in page and "Problems:</strong> time-out at lines 3-4" in page
+    assert "time-out at lines 3-4" in grades_csv([data])
+
+
 def test_passed_checks_are_folded_and_failed_ones_shown_in_full(graded, pages):
     page = pages["kv2154", False]
     helpers = re.search(r'<section class="question" id="helpers">.*?</section>', page, re.S).group(0)
