@@ -5,17 +5,17 @@ JSON and .npy files read without pickle.
 """
 
 from grader.sandbox.isolation import SandboxFailure, protections
-from grader.sandbox.session import (
+from grader.sandbox.records import (
     CallResult,
     CellOutcome,
     Limits,
     NetworkEntry,
     Param,
     RunLog,
-    Sandbox,
     SandboxData,
     Symbol,
 )
+from grader.sandbox.session import Sandbox
 from grader.sandbox.values import Fingerprint, Opaque, Ref
 
 __all__ = ["CallResult", "CellOutcome", "Fingerprint", "Limits", "NetworkEntry", "Opaque", "Param", "Ref",

@@ -36,7 +36,6 @@ from grader.sandbox.records import (
     CellOutcome,
     Limits,
     NetworkEntry,
-    Param,
     RunLog,
     SandboxData,
     Symbol,
@@ -44,8 +43,6 @@ from grader.sandbox.records import (
 from grader.sandbox.start import HELPER_PROCESSES, BoxStart
 from grader.sandbox.values import ArrayReader, ArrayWriter, ReadBudget
 from grader.submission import Cell, Submission
-
-__all__ = ["CallResult", "CellOutcome", "Limits", "NetworkEntry", "Param", "RunLog", "Sandbox", "SandboxData", "Symbol"]
 
 
 class Sandbox(BoxStart):
