@@ -42,8 +42,8 @@ from grader.report import (
     write_outputs,
 )
 from grader.report import writer as writer_module
+from grader.report.class_index import common_mistakes, pass_rates
 from grader.report.common import as_dict, check_state, jsonable, mistakes, number
-from grader.report.html import common_mistakes, pass_rates
 from grader.results import SubmissionResult
 from grader.rubric import DEFAULT_RUBRIC, load_rubric
 from reference.mnist import sample_path
