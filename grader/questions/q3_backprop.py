@@ -19,6 +19,7 @@ from grader.data import GradingData
 from grader.gradients import probe_point
 from grader.questions.base import Context, Question
 from grader.results import CheckResult, GradientVerdict
+from grader.sandbox.runner import sample_key  # the key the child records for each step
 from grader.student import Params, Student
 from reference import network
 
@@ -180,7 +181,7 @@ def _credit_only_what_the_own_loop_confirms(q3: list[CheckResult], q4: list[Chec
     student's network is the handout's (an own-scale network is judged at the probes only)."""
     if scale is not None:
         return q3
-    if own is not None and own.keys and own.keys[0] == _key(own.x):
+    if own is not None and own.keys and own.keys[0] == sample_key(own.x):
         q3 = withhold_credit(q3, wrong_tensors(first_step_errors(own)), "the first step of your own "
                              "train_one_epoch (from the same kind of weights, on a full-length x_train)")
     loop = next((c for c in q4 if c.id == "Q4.loop"), None)
@@ -191,12 +192,6 @@ def _credit_only_what_the_own_loop_confirms(q3: list[CheckResult], q4: list[Chec
                              "where your own train_one_epoch takes 20 steps from the handout's initialisation, the "
                              "result")
     return q3
-
-
-def _key(x: np.ndarray) -> list[Any]:
-    """[sum, sum of squares, first non-zero] of a canonical sample, as the sandbox records a step's sample."""
-    nonzero = np.flatnonzero(x)
-    return [float(x.sum()), float(x @ x), int(nonzero[0]) if nonzero.size else -1]
 
 
 def _verdicts_agreeing_with(q3: list[CheckResult], gradients: dict[str, GradientVerdict]
