@@ -189,17 +189,10 @@ class SandboxStudent:
         x_student = np.tile(small, (copies,) + (1,) * (small.ndim - 1))[:n]
         x_student.reshape(n, -1)[:, 0] = np.repeat(np.arange(copies), len(small))[:n]
         y_student = np.tile(y_small, copies)[:n]
-        plan = self.plans.get(function)
-        if plan is None or self.layout is None or not self.has("train_one_sample"):
-            raise _failure(function, f"{function} cannot be called")
-        values = {"images": x_student, "labels": y_student, "learning_rate": float(learning_rate),
-                  **{role: self._reference(role) for role in PARAMETER_ROLES}}
-        args, kwargs, _ = call_arguments(plan, self.functions[function], values)
-        result = self._call(
-            function, args, kwargs,
-            set_globals={"x_train": x_student, "y_train": y_student, **self._rate_global(learning_rate)},
-            set_params=to_entries(params, self.layout), get_params=self.layout.entries,
-            record=("train_one_sample",), compact=True, timeout=timeout_s,
+        result = self._call_planned(
+            function, params, {"images": x_student, "labels": y_student, "learning_rate": float(learning_rate)},
+            extra_globals={"x_train": x_student, "y_train": y_student, **self._rate_global(learning_rate)},
+            record=("train_one_sample",), compact=True, timeout_s=timeout_s,
         )
         found = self._updated(function, params, result, {})
         return result.recorded, None if isinstance(found, LayoutProblem) else found.params
@@ -236,8 +229,11 @@ class SandboxStudent:
         record: Sequence[str] = (),
         with_positions: bool = False,
         trace: bool = False,
+        compact: bool = False,
+        timeout_s: float | None = None,
     ):
-        """Call a handout function as planned: parameters set as globals, and passed where it takes them."""
+        """Call a handout function as planned: parameters written into the student's arrays, and passed where it
+        takes them; `compact` recording and `timeout_s` as Sandbox.call takes them (default: by the data's size)."""
         if self.layout is None and function in self.functions:
             message = f"{function} cannot be called with the grader's parameters: {self._layout_problem}"
             raise _failure(function, message, "not_gradable")
@@ -256,8 +252,9 @@ class SandboxStudent:
             set_params=to_entries(params, self.layout),
             get_params=self.layout.entries,
             record=tuple(record),
-            timeout=self._timeout(function, len(values.get("labels", ()))),
+            timeout=timeout_s or self._timeout(function, len(values.get("labels", ()))),
             **({"trace": True} if trace else {}),
+            **({"compact": True} if compact else {}),
         )
         return (result, positions) if with_positions else result
 
