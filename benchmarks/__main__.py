@@ -55,9 +55,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def mnist_path(explicit: Path | None) -> Path:
     """The npz load_mnist would read (explicit, $MNIST_PATH, keras' cache, then the bundled sample)."""
     if explicit is not None:
-        return explicit
+        return explicit.resolve()  # the student's script runs in another folder
     if os.environ.get(ENV_VAR):
-        return Path(os.environ[ENV_VAR])
+        return Path(os.environ[ENV_VAR]).resolve()
     return keras_cache_path() if keras_cache_path().is_file() else sample_path()
 
 
