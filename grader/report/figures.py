@@ -94,8 +94,7 @@ def heat_panel(svg: Svg, x: float, y: float, size: tuple[float, float], values: 
 
 def colour_bar(svg: Svg, x: float, y: float, h: float, limit: float) -> None:
     """The diverging scale -limit (bottom) .. limit (top) as a bar of height h with round ticks."""
-    if "diverging" not in "".join(svg.defs):
-        svg.vertical_gradient("diverging", DIVERGING)
+    svg.vertical_gradient("diverging", DIVERGING)
     svg.rect(x, y, COLOUR_BAR, h, fill="url(#diverging)", stroke="#999")
     ticks = nice_ticks(-limit, limit, 5 if h > 60 else 3)
     for value in ticks if len(ticks) >= 3 else (-limit, 0.0, limit):  # a short bar still shows its ends

@@ -50,7 +50,7 @@ class Svg:
         self.width, self.height = math.ceil(width), math.ceil(height)
         self.parts: list[str] = [f"<title>{escape(title)}</title>",
                                  f'<rect width="{self.width}" height="{self.height}" fill="#fff"/>']
-        self.defs: list[str] = []
+        self.defs: dict[str, str] = {}  # id -> definition
 
     def text(self, x: float, y: float, content: object, *, size: float = 12, anchor: str = "start",
              weight: str = "normal", rotate: bool = False, fill: str = INK) -> None:
@@ -96,19 +96,19 @@ class Svg:
                           f' href="{data_uri("image/png", png)}"/>')
 
     def vertical_gradient(self, ident: str, colours: Sequence[str]) -> None:
-        """A gradient `ident` from colours[0] at the bottom to colours[-1] at the top, evenly spaced."""
+        """A gradient `ident` from colours[0] at the bottom to colours[-1] at the top, evenly spaced (defined once)."""
         n = len(colours) - 1
         stops = "".join(f'<stop offset="{k / n:.4f}" stop-color="{c}"/>' for k, c in enumerate(colours))
-        self.defs.append(f'<linearGradient id="{ident}" x1="0" y1="1" x2="0" y2="0">{stops}</linearGradient>')
+        self.defs[ident] = f'<linearGradient id="{ident}" x1="0" y1="1" x2="0" y2="0">{stops}</linearGradient>'
 
     def clip_rect(self, ident: str, x: float, y: float, w: float, h: float) -> None:
         """A clipping rectangle `ident` (lines stay inside their plot area)."""
-        self.defs.append(f'<clipPath id="{ident}"><rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}"'
-                         f' height="{h:.1f}"/></clipPath>')
+        self.defs[ident] = (f'<clipPath id="{ident}"><rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}"'
+                            f' height="{h:.1f}"/></clipPath>')
 
     def document(self) -> str:
         """The SVG text."""
-        defs = f"<defs>{''.join(self.defs)}</defs>" if self.defs else ""
+        defs = f"<defs>{''.join(self.defs.values())}</defs>" if self.defs else ""
         return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{self.width}" height="{self.height}"'
                 f' viewBox="0 0 {self.width} {self.height}" font-family="{FONT}">'
                 + defs + "".join(self.parts) + "</svg>")
