@@ -1,7 +1,8 @@
-"""Pictures for the reports: matplotlib (Agg, no pyplot state) rendered to embedded PNG data URIs.
+"""Pictures for the reports as SVG data URIs: arrays as embedded PNGs (png.py), charts as SVG shapes (svg.py).
 
-Every function takes plain numbers (lists or arrays) and returns a ``data:image/png;base64,...`` string,
-or None when its data is absent or malformed: a missing picture never stops a report.
+Every function takes plain numbers (lists or arrays) and returns a ``data:image/svg+xml;base64,...`` string,
+or None when its data is absent or malformed: a missing picture never stops a report. No plotting library is
+imported: a report set costs milliseconds of drawing.
 
 Keys expected in ``SubmissionResult.figures`` (all values plain JSON numbers and lists; canonical layout,
 ``W`` is (n_in, n_out) as in ``z = a @ W + b``):
@@ -20,26 +21,23 @@ Keys expected in ``SubmissionResult.figures`` (all values plain JSON numbers and
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+
+from grader.report.charts import histogram_panel, line_chart
+from grader.report.colourmap import DIVERGING, diverging_palette, grey_palette, level_indices
+from grader.report.png import palette_png, upscaled
+from grader.report.svg import Svg, nice_ticks, tick_label
 
 SMALL_TENSORS = ("b1", "W2", "b2", "W3", "b3")
 TILE = 28
-DPI = 100
-
-
-def to_data_uri(fig: Figure) -> str:
-    """PNG bytes of a figure as a data URI (no timestamp or version metadata, so output is reproducible)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+TILE_SCALE = 1.25  # display pixels per gradient entry in the W1 mosaics
+DIGIT_SIZE = 84  # display size of the 28x28 probe digit
+COLOUR_BAR = 10  # colour bar width; its tick labels take BAR_LABELS more
+BAR_LABELS = 52
 
 
 def _array(value: Any) -> np.ndarray | None:
@@ -79,6 +77,32 @@ def tile_mosaic(columns: np.ndarray, rows: int = 4, cols: int = 8) -> np.ndarray
     return out
 
 
+def heat_panel(svg: Svg, x: float, y: float, size: tuple[float, float], values: np.ndarray, limit: float,
+               title: Sequence[str]) -> None:
+    """An array (h, w) as a w x h-pixel-box heat map at (x, y) on -limit..limit, its title lines above it and its
+    colour bar (with ticks) to its right."""
+    w, h = size
+    rows, cols = values.shape
+    png = palette_png(upscaled(level_indices(values, -limit, limit), math.ceil(h / rows), math.ceil(w / cols)),
+                      diverging_palette())
+    svg.image(x, y, w, h, png)
+    svg.rect(x, y, w, h, fill="none", stroke="#888")
+    for k, line in enumerate(title):
+        svg.text(x + w / 2, y - 6 - 15 * (len(title) - 1 - k), line, size=12.5, anchor="middle")
+    colour_bar(svg, x + w + 6, y, h, limit)
+
+
+def colour_bar(svg: Svg, x: float, y: float, h: float, limit: float) -> None:
+    """The diverging scale -limit (bottom) .. limit (top) as a bar of height h with round ticks."""
+    svg.vertical_gradient("diverging", DIVERGING)
+    svg.rect(x, y, COLOUR_BAR, h, fill="url(#diverging)", stroke="#999")
+    ticks = nice_ticks(-limit, limit, 5 if h > 60 else 3)
+    for value in ticks if len(ticks) >= 3 else (-limit, 0.0, limit):  # a short bar still shows its ends
+        ty = y + (limit - value) / (2 * limit) * h
+        svg.line(x + COLOUR_BAR, ty, x + COLOUR_BAR + 3, ty, stroke="#555")
+        svg.text(x + COLOUR_BAR + 5, ty + 3.5, tick_label(value), size=9)
+
+
 def gradient_tiles(student: Any, expected: Any, probe: Mapping[str, Any] | None = None) -> str | None:
     """W1 gradients (784, 32): student, finite differences, difference, each as 32 tiles of 28x28 with its own
     colour scale (a gradient 4x too large must not leave the others blank); the probe digit first, if given."""
@@ -88,24 +112,23 @@ def gradient_tiles(student: Any, expected: Any, probe: Mapping[str, Any] | None 
     pixels = _array(probe.get("pixels")) if isinstance(probe, Mapping) else None
     digit = pixels.reshape(TILE, TILE) if pixels is not None and pixels.size == TILE * TILE else None
     panels = [("your gradient", g), ("finite differences", f), ("difference (yours - f.d.)", g - f)]
-    widths = ([0.55] if digit is not None else []) + [2.0] * 3
-    fig = Figure(figsize=(13 if digit is not None else 12, 2.8), layout="constrained")
-    axes = list(fig.subplots(1, len(widths), gridspec_kw={"width_ratios": widths}))
+    mosaics = [tile_mosaic(arr) for _, arr in panels]
+    w, h = mosaics[0].shape[1] * TILE_SCALE, mosaics[0].shape[0] * TILE_SCALE
+    left = 8 + (DIGIT_SIZE + 28 if digit is not None else 0)
+    pitch = w + 6 + COLOUR_BAR + BAR_LABELS + 14
+    svg = Svg(left + 3 * pitch, 44 + h + 10, "Gradient of the loss with respect to W1, as 32 tiles of 28x28")
     if digit is not None:
-        ax = axes.pop(0)
-        ax.imshow(digit, cmap="gray_r", interpolation="nearest")
-        ax.set_title(f"probe digit\n(a {probe.get('label', '?')})", fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    for ax, (title, arr), limit in zip(axes, panels, panel_limits(g, f), strict=True):
-        image = ax.imshow(tile_mosaic(arr), cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+        finite = digit[np.isfinite(digit)]
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        svg.image(8, 44, DIGIT_SIZE, DIGIT_SIZE, palette_png(upscaled(level_indices(digit, low, high), 3),
+                                                             grey_palette()))
+        svg.rect(8, 44, DIGIT_SIZE, DIGIT_SIZE, fill="none", stroke="#888")
+        svg.text(8 + DIGIT_SIZE / 2, 23, "probe digit", size=12.5, anchor="middle")
+        svg.text(8 + DIGIT_SIZE / 2, 38, f"(a {probe.get('label', '?')})", size=12.5, anchor="middle")
+    for k, ((title, arr), mosaic, limit) in enumerate(zip(panels, mosaics, panel_limits(g, f), strict=True)):
         norm = float(np.linalg.norm(arr[np.isfinite(arr)]))
-        ax.set_title(f"{title}\n‖·‖ = {norm:.3g}", fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        bar = fig.colorbar(image, ax=ax, shrink=0.8, pad=0.01)
-        bar.ax.tick_params(labelsize=7)
-    return to_data_uri(fig)
+        heat_panel(svg, left + k * pitch, 44, (w, h), mosaic, limit, (title, f"‖·‖ = {norm:.3g}"))
+    return svg.data_uri()
 
 
 def gradient_heatmaps(tensors: Mapping[str, Mapping[str, Any]]) -> str | None:
@@ -124,56 +147,47 @@ def gradient_heatmaps(tensors: Mapping[str, Mapping[str, Any]]) -> str | None:
         rows.append((name, g, f))
     if not rows:
         return None
-    heights = [max(0.5, min(3.0, 0.08 * g.shape[0])) for _, g, _ in rows]
-    fig = Figure(figsize=(12, sum(heights) + 0.55 * len(rows) + 0.2))
-    grid = fig.subplots(
-        len(rows), 3, squeeze=False,
-        gridspec_kw={"height_ratios": heights, "left": 0.02, "right": 0.95, "top": 0.96, "bottom": 0.02,
-                     "hspace": 0.55, "wspace": 0.12},
-    )
-    for (name, g, f), axes in zip(rows, grid, strict=True):
+    heights = [max(36.0, min(240.0, 6.5 * g.shape[0])) for _, g, _ in rows]
+    width = 290
+    pitch = width + 6 + COLOUR_BAR + BAR_LABELS + 14
+    svg = Svg(8 + 3 * pitch, sum(heights) + 34 * len(rows) + 4, "Gradients of the smaller tensors")
+    y = 4.0
+    for (name, g, f), height in zip(rows, heights, strict=True):
+        y += 24
         panels = [("yours", g), ("finite differences", f), ("difference", g - f)]
-        for ax, (title, arr), limit in zip(axes, panels, panel_limits(g, f), strict=True):
-            image = ax.imshow(
-                arr, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto", interpolation="none"
-            )
-            shape = f" {tuple(arr.shape)}" if name.startswith("W") else ""
-            ax.set_title(f"{name}{shape}: {title}", fontsize=9)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            bar = fig.colorbar(image, ax=ax, fraction=0.04, pad=0.01)
-            bar.ax.tick_params(labelsize=6)
-    return to_data_uri(fig)
+        shape = f" {tuple(g.shape)}" if name.startswith("W") else ""
+        for k, ((title, arr), limit) in enumerate(zip(panels, panel_limits(g, f), strict=True)):
+            heat_panel(svg, 8 + k * pitch, y, (width, height), arr, limit, (f"{name}{shape}: {title}",))
+        y += height + 10
+    return svg.data_uri()
 
 
 def training_curve(training: Mapping[str, Any]) -> str | None:
     """Test accuracy per epoch: the student's run against the reference's on the same data."""
     epochs = _array(training.get("epochs"))
     series = {k: _array(training.get(k)) for k in ("student", "reference")}
-    if epochs is None or all(v is None for v in series.values()):
+    if epochs is None or epochs.ndim != 1 or all(v is None for v in series.values()):
         return None
     as_percent = any(v is not None and np.nanmax(np.abs(v)) > 1.0 for v in series.values())
-    fig = Figure(figsize=(6, 3.4), layout="constrained")
-    ax = fig.subplots()
-    styles = {"student": ("you", "#c0392b", "o-"), "reference": ("reference", "#2c3e50", "s--")}
+    styles = {"student": ("you", "#c0392b", "o", ""), "reference": ("reference", "#2c3e50", "s", "6 4")}
+    lines = []
     for key, values in series.items():
         if values is None:
             continue
         n = min(len(values), len(epochs))
-        label, colour, style = styles[key]
-        ax.plot(epochs[:n], values[:n] * (1 if as_percent else 100), style, color=colour, label=label)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.set_xticks(epochs)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    return to_data_uri(fig)
+        label, colour, shape, dash = styles[key]
+        lines.append((label, colour, shape, dash, epochs[:n], values.ravel()[:n] * (1 if as_percent else 100)))
+    return line_chart(lines, epochs, x_label="epoch", y_label="test accuracy (%)", y_range=(0.0, 100.0),
+                      title="Test accuracy per epoch: yours and the reference's")
 
 
 def _normal_pdf(x: np.ndarray, mean: float, sigma: float) -> np.ndarray:
     """Density of N(mean, sigma^2) at x."""
     return np.exp(-0.5 * ((x - mean) / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def init_histograms(init: Mapping[str, Mapping[str, Any]]) -> str | None:
@@ -191,21 +205,22 @@ def init_histograms(init: Mapping[str, Mapping[str, Any]]) -> str | None:
             panels.append((str(name), values, sigma, float(entry.get("mean", 0.0) or 0.0)))
     if not panels:
         return None
-    fig = Figure(figsize=(4 * len(panels), 3.2), layout="constrained")
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (name, values, sigma, mean) in zip(axes, panels, strict=True):
+    width, height = 400, 300
+    svg = Svg(width * len(panels), height, "Your initial weights against the expected normal densities")
+    for k, (name, values, sigma, mean) in enumerate(panels):
         bins = int(min(50, max(10, math.sqrt(values.size))))
-        ax.hist(values, bins=bins, density=True, color="#95a5a6", label="yours")
-        if isinstance(sigma, (int, float)) and sigma > 0:
+        curve = None
+        low, high = float(values.min()), float(values.max())
+        if _is_number(sigma) and sigma > 0:
             span = max(4 * sigma, float(np.abs(values - mean).max()))
             x = np.linspace(mean - span, mean + span, 300)
-            ax.plot(x, _normal_pdf(x, mean, sigma), color="#2c3e50", label=f"expected N(0, {sigma:.3g}²)")
-        expected = f" (expected {sigma:.3g})" if isinstance(sigma, (int, float)) else ""
-        ax.set_title(f"{name}: your std {values.std():.3g}{expected}", fontsize=10)
-        ax.set_yticks([])
-        ax.tick_params(labelsize=8)
-        ax.legend(fontsize=8)
-    return to_data_uri(fig)
+            curve = (x, _normal_pdf(x, mean, sigma), f"expected N(0, {sigma:.3g}²)")
+            low, high = min(low, mean - span), max(high, mean + span)
+        counts, edges = np.histogram(values, bins=bins, density=True)
+        expected = f" (expected {sigma:.3g})" if _is_number(sigma) else ""
+        histogram_panel(svg, (k * width, 0, width, height), counts, edges, x_range=(low, high), curve=curve,
+                        title=f"{name}: your std {values.std():.3g}{expected}", density=True)
+    return svg.data_uri()
 
 
 def score_histogram(totals: Sequence[float], max_score: float) -> str | None:
@@ -213,15 +228,15 @@ def score_histogram(totals: Sequence[float], max_score: float) -> str | None:
     values = _array(list(totals))
     if values is None:
         return None
-    top = max_score if max_score and max_score > 0 else max(1.0, float(np.nanmax(values)))
-    fig = Figure(figsize=(6, 3), layout="constrained")
-    ax = fig.subplots()
-    ax.hist(values, bins=min(20, max(5, int(top))), range=(0, top), color="#2c3e50", edgecolor="white")
-    ax.set_xlabel(f"total score (out of {top:g})")
-    ax.set_ylabel("submissions")
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.grid(axis="y", alpha=0.3)
-    return to_data_uri(fig)
+    values = values[np.isfinite(values)].ravel()
+    if not values.size:
+        return None
+    top = max_score if max_score and max_score > 0 else max(1.0, float(values.max()))
+    counts, edges = np.histogram(values, bins=min(20, max(5, int(top))), range=(0, top))
+    svg = Svg(600, 300, "Histogram of the class's total scores")
+    histogram_panel(svg, (0, 0, 600, 300), counts, edges, x_range=(0.0, float(top)), curve=None, title="",
+                    density=False, x_label=f"total score (out of {top:g})", y_label="submissions")
+    return svg.data_uri()
 
 
 def submission_figures(figures: Mapping[str, Any]) -> dict[str, list[tuple[str, str]]]:
