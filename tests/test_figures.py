@@ -175,6 +175,16 @@ def test_w1_tiles_show_hidden_unit_j_in_tile_j_beside_the_probe_digit():
     assert (mosaic[28, :] == MISSING).all()  # the gutter between tile rows
 
 
+def test_an_array_larger_than_its_panel_is_sampled_down_not_drawn_in_full():
+    wide = np.tile(np.array([[-1.0, 1.0]]), (3000, 500))  # (3000, 1000): columns alternate -1, 1
+    assert figs.fitted(wide, 240, 290).shape == (240, 290)
+    assert figs.fitted(wide[:5, :7], 240, 290).shape == (5, 7)
+    root = svg_of(figs.gradient_heatmaps({"W2": {"student": wide, "expected": wide}}))
+    (_, yours), *_ = embedded_pngs(root)
+    assert yours.shape[0] <= 240 and yours.shape[1] <= 290
+    assert (yours[0, 0] == hex_rgb(DIVERGING[0])).all() and (yours[0, -1] == hex_rgb(DIVERGING[-1])).all()
+
+
 def test_training_curve_draws_both_runs_and_breaks_at_a_missing_epoch():
     uri = figs.training_curve({"epochs": [0, 1, 2, 3, 4], "student": [0.1, 0.3, None, 0.6, 0.7],
                                "reference": [0.1, 0.5, 0.6, 0.65, 0.68]})

@@ -82,6 +82,7 @@ def heat_panel(svg: Svg, x: float, y: float, size: tuple[float, float], values: 
     """An array (h, w) as a w x h-pixel-box heat map at (x, y) on -limit..limit, its title lines above it and its
     colour bar (with ticks) to its right."""
     w, h = size
+    values = fitted(values, math.ceil(h), math.ceil(w))
     rows, cols = values.shape
     png = palette_png(upscaled(level_indices(values, -limit, limit), math.ceil(h / rows), math.ceil(w / cols)),
                       diverging_palette())
@@ -90,6 +91,15 @@ def heat_panel(svg: Svg, x: float, y: float, size: tuple[float, float], values: 
     for k, line in enumerate(title):
         svg.text(x + w / 2, y - 6 - 15 * (len(title) - 1 - k), line, size=12.5, anchor="middle")
     colour_bar(svg, x + w + 6, y, h, limit)
+
+
+def fitted(values: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """(h, w) -> at most (rows, cols): every axis longer than its box sampled evenly (nearest entry), so a picture
+    never holds more pixels than it shows, whatever shape comes in."""
+    for axis, limit in ((0, rows), (1, cols)):
+        if values.shape[axis] > limit:
+            values = np.take(values, np.linspace(0, values.shape[axis] - 1, limit).round().astype(int), axis=axis)
+    return values
 
 
 def colour_bar(svg: Svg, x: float, y: float, h: float, limit: float) -> None:

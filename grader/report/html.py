@@ -13,6 +13,7 @@ verdict's diagnosis is already in the message and the per-tensor table below the
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,10 @@ def figure_question() -> dict[str, str]:
 GRADIENT_QUESTION = "Q3"
 
 
+@functools.cache
 def environment() -> jinja2.Environment:
-    """The template environment: autoescape always on, undefined names are errors."""
+    """The template environment: autoescape always on, undefined names are errors (one per process, so each
+    template is compiled once, not once per report)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
