@@ -35,7 +35,7 @@ class Sizes:
     batch: int
 
 
-FULL = Sizes(3, 50, 500, 15, None, None, 3, 20)
+FULL = Sizes(3, 50, 500, 15, None, None, 3, 40)
 QUICK = Sizes(1, 10, 200, 5, 3000, (3000, 600), 1, 6)
 
 
