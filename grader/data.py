@@ -3,7 +3,9 @@ reference point. Every question reads it; nothing here knows a student."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -55,3 +57,32 @@ def prepare_data(rubric: Rubric, mnist: Mnist | None = None, *, full: bool = Fal
         mnist.source, toplevel, train_images, train_labels, test_images, test_labels,
         tuple((np.asarray(x), int(y)) for x, y in probes), trained,
     )
+
+
+def save_data(data: GradingData, folder: Path) -> None:
+    """Write data as .npy files (no pickle) and a JSON index in folder, for worker processes to map read-only."""
+    arrays = {**{f"toplevel_{k}": v for k, v in data.toplevel.arrays().items()},
+              "train_images": data.train_images, "train_labels": data.train_labels,
+              "test_images": data.test_images, "test_labels": data.test_labels,
+              **{f"probe_{i}": x for i, (x, _) in enumerate(data.probes)},
+              **{f"trained_W{i}": w for i, w in enumerate(data.trained[0])},
+              **{f"trained_b{i}": b for i, b in enumerate(data.trained[1])}}
+    for name, array in arrays.items():
+        np.save(folder / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+    index = {"source": data.source, "probe_labels": [y for _, y in data.probes], "layers": len(data.trained[0])}
+    (folder / "index.json").write_text(json.dumps(index), encoding="utf-8")
+
+
+def load_data(folder: Path) -> GradingData:
+    """The GradingData save_data wrote in folder, its MNIST arrays memory-mapped read-only (shared by workers)."""
+    index = json.loads((folder / "index.json").read_text(encoding="utf-8"))
+
+    def array(name: str, mapped: bool = True) -> np.ndarray:
+        return np.load(folder / f"{name}.npy", mmap_mode="r" if mapped else None, allow_pickle=False)
+
+    toplevel = SandboxData(*(array(f"toplevel_{k}") for k in ("x_train", "y_train", "x_test", "y_test")))
+    probes = tuple((array(f"probe_{i}", False), int(y)) for i, y in enumerate(index["probe_labels"]))
+    layers = range(int(index["layers"]))
+    trained = ([array(f"trained_W{i}", False) for i in layers], [array(f"trained_b{i}", False) for i in layers])
+    return GradingData(str(index["source"]), toplevel, array("train_images"), array("train_labels"),
+                       array("test_images"), array("test_labels"), probes, trained)

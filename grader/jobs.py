@@ -24,6 +24,7 @@ class JobConfig:
     visible_only: bool
     hide: tuple[str, ...]
     overrides: tuple[Override, ...] = ()
+    data_dir: str | None = None  # the data the parent prepared (grader.data.save_data), else prepared here
 
 
 def cannot_write(folder: Path | str, exc: OSError) -> str:
@@ -35,13 +36,15 @@ _WORKER_STATE: dict[JobConfig, tuple[Rubric, Any]] = {}
 
 
 def _state(config: JobConfig) -> tuple[Rubric, Any]:
-    """The rubric and grading data, loaded once per worker process."""
+    """The rubric and grading data, loaded once per worker process (the data as the parent prepared it)."""
     if config not in _WORKER_STATE:
-        from grader.grading import prepare_data
+        from grader.data import load_data, prepare_data
         from reference.mnist import load_mnist
 
         rubric = load_rubric(config.rubric_path)
-        _WORKER_STATE[config] = (rubric, prepare_data(rubric, load_mnist(config.mnist_path), full=config.full))
+        data = load_data(Path(config.data_dir)) if config.data_dir else \
+            prepare_data(rubric, load_mnist(config.mnist_path), full=config.full)
+        _WORKER_STATE[config] = (rubric, data)
     return _WORKER_STATE[config]
 
 

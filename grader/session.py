@@ -6,7 +6,8 @@ import json
 import os
 import signal
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,18 @@ class _JobRunner:
         return grade_job(job, self.config)
 
 
+def _preparer(rubric: Rubric, mnist: Any, full: bool, folder: Path) -> Callable[[], None]:
+    """prepare(): cut MNIST to the rubric's sizes and write it in folder, once for every worker of the run."""
+    held = [mnist]
+
+    def prepare() -> None:
+        from grader.data import prepare_data, save_data
+
+        save_data(prepare_data(rubric, held.pop(), full=full), folder)
+
+    return prepare
+
+
 @dataclass
 class GradingSession:
     """One `grade` invocation's settings."""
@@ -105,7 +118,8 @@ class GradingSession:
         from grader.report.names import report_names
         from reference.mnist import load_mnist
 
-        data_source = load_mnist(self.mnist_path).source  # validated in full, then let go
+        mnist = load_mnist(self.mnist_path)  # validated in full before anything is graded or written
+        data_source = mnist.source
         out = self.out_dir.resolve() if self.out_dir is not None else None
         if out is not None:
             check_writable(out)
@@ -138,7 +152,11 @@ class GradingSession:
             if self.executor == "local":
                 from grader.workers import run_in_workers
 
-                run_in_workers(_JobRunner(config), todo, self.jobs, done, progress.start)
+                with tempfile.TemporaryDirectory(prefix=f"{lifetime.box_prefix()}data-") as data_dir:
+                    prepare = _preparer(self.rubric, mnist, self.full, Path(data_dir))
+                    del mnist  # the preparer holds it until the data is written, then lets it go
+                    run_in_workers(_JobRunner(replace(config, data_dir=data_dir)), todo, self.jobs, done,
+                                   progress.start, prepare=prepare)
             else:
                 from grader.executors import run_on_dask
 

@@ -51,7 +51,8 @@ def _serve(conn: Connection, fn: Callable[[Job], dict[str, Any]], parent: int) -
         # worker still owns goes now.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        lifetime.sweep([os.getpid()])
+        # A killed `grade` cannot delete its own folders (the data it prepared for the workers): they go too.
+        lifetime.sweep([os.getpid()] + ([parent] if os.getppid() != parent else []))
 
 
 def death_of(process: Any) -> str:
@@ -79,11 +80,14 @@ def run_in_workers(
     workers: int,
     on_done: Callable[[Job, dict[str, Any]], None],
     on_start: Callable[[Job], None] | None = None,
+    prepare: Callable[[], None] | None = None,
 ) -> None:
     """fn(job) for every job in `workers` worker processes, calling on_done(job, result) as each ends.
 
-    Ctrl-C or SIGTERM (raised as lifetime.Terminated) stops the workers, closing their sandboxes, and is
-    raised again once they are gone: results already passed to on_done stand.
+    `prepare()` runs here once the workers are starting and before any job is sent (their start-up, mostly
+    imports, overlaps it); if it raises, the workers are stopped and the exception goes on. Ctrl-C or SIGTERM
+    (raised as lifetime.Terminated) stops the workers, closing their sandboxes, and is raised again once they
+    are gone: results already passed to on_done stand.
     """
     context = multiprocessing.get_context("spawn")
     queue: deque[tuple[Job, int, str]] = deque((job, 1, "") for job in jobs)
@@ -99,6 +103,9 @@ def run_in_workers(
         return _Worker(process, here)
 
     try:
+        pool.extend(start_worker() for _ in range(min(workers, len(queue))))
+        if prepare is not None and queue:
+            prepare()
         while queue or any(w.job for w in pool):
             while len(pool) < min(workers, len(queue) + sum(1 for w in pool if w.job)):
                 pool.append(start_worker())

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from grader import lifetime
+from grader.data import load_data, save_data
 from grader.grading import grade_submission
+from grader.session import GradingSession
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,16 +67,33 @@ def test_seed_submission_loop_is_correct_and_its_bias_layout_is_reported(kv2154)
     assert any("(1, n)" in a for a in kv2154.adaptations)
 
 
+def stable(result) -> str:
+    """The result as JSON, without when it was graded and how long it took."""
+    d = result.to_dict()
+    for key in ("graded_at", "duration_s"):
+        d.pop(key)
+    return json.dumps(d, sort_keys=True, default=str)
+
+
 def test_grading_is_deterministic(rubric, data, kv2154):
     again = grade_submission(ROOT / "submissions" / "kv2154.py", rubric, data)
-
-    def stable(result):
-        d = result.to_dict()
-        for key in ("graded_at", "duration_s"):
-            d.pop(key)
-        return json.dumps(d, sort_keys=True, default=str)
-
     assert stable(again) == stable(kv2154)
+
+
+def test_the_data_a_parent_prepares_for_its_workers_grades_the_same(tmp_path, rubric, data, kv2154):
+    save_data(data, tmp_path)
+    loaded = load_data(tmp_path)
+    assert not loaded.train_images.flags.writeable and isinstance(loaded.train_images, np.memmap)
+    assert not any(p.suffix == ".pkl" for p in tmp_path.iterdir())
+    again = grade_submission(ROOT / "submissions" / "kv2154.py", rubric, loaded)
+    assert stable(again) == stable(kv2154)
+
+
+def test_a_run_prepares_the_data_once_and_leaves_no_folder_behind(tmp_path, rubric, kv2154):
+    session = GradingSession(rubric=rubric, out_dir=tmp_path / "out", jobs=1, progress=False)
+    outcome = session.grade([ROOT / "submissions" / "kv2154.py"])
+    assert outcome.results[0]["score"] == kv2154.score
+    assert not list(Path(tempfile.gettempdir()).glob(f"{lifetime.box_prefix()}data-*"))
 
 
 def test_not_gradable_notebook_gets_a_clear_error_and_zero(tmp_path, rubric, data):

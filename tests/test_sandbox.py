@@ -602,3 +602,13 @@ def test_the_view_holds_the_students_packages_and_never_the_graders(tmp_path):
         assert bwrap.visible_at_own_path(view, Path(package.__file__).parent) is None
     assert bwrap.visible_at_own_path(view, Path(np.__file__).parent) is not None
     assert bwrap.visible_at_own_path(view, Path("/srv")) is None and bwrap.visible_at_own_path(view, tmp_path) is None
+
+
+def test_the_font_list_found_without_matplotlib_is_the_one_matplotlib_uses():
+    from grader.sandbox.start import _font_list_built, _font_list_on_disk
+
+    built = _font_list_built()  # imports matplotlib and lets it say where its font list is
+    found = _font_list_on_disk()
+    assert found is None or found == built
+    if built is not None and len(list(built.parent.glob("fontlist-*.json"))) == 1:
+        assert found == built

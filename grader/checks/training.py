@@ -229,12 +229,11 @@ def epoch_keys(images: np.ndarray, n: int) -> dict[tuple[float, float, int], int
     (m, 784) repeated, copy k marked by pixel 0 = k (0 in every MNIST digit): key -> index in 0..n-1."""
     images = np.asarray(images, dtype=np.float64)
     sums, squares = images.sum(axis=1), np.einsum("ij,ij->i", images, images)
-    first = [int(np.flatnonzero(x)[0]) if np.any(x) else -1 for x in images]
-    keys = {}
-    for i in range(n):
-        k, j = divmod(i, len(images))
-        keys[(float(sums[j] + k), float(squares[j] + k * k), 0 if k else first[j])] = i
-    return keys
+    first = np.where(images.any(axis=1), (images != 0).argmax(axis=1), -1)
+    k, j = np.divmod(np.arange(n), len(images))
+    keys = zip((sums[j] + k).tolist(), (squares[j] + k * k).tolist(), np.where(k > 0, 0, first[j]).tolist(),
+               strict=True)
+    return dict(zip(keys, range(n), strict=True))
 
 
 def _coverage_problems(own: OwnLoopRun | None, images: np.ndarray, n: int) -> list[str]:
