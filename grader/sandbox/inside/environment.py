@@ -39,10 +39,12 @@ class _QuietIPython:
 
 
 def no_input(prompt=""):
+    """input(): there is no one to type."""
     raise EOFError("input() is not available while grading (no stdin)")
 
 
 def display(*objects, **kwargs):
+    """IPython's display(): prints each object's repr."""
     for obj in objects:
         print(repr(obj))
 
@@ -69,6 +71,7 @@ def offer_mnist_file(folder):
 
 
 def prepare_environment(config):
+    """Make the process look like a fresh notebook kernel in the scratch folder (see the module docstring)."""
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an over-long write fails with EFBIG instead of killing
     faulthandler.enable(file=sys.__stderr__)
     sys.path.insert(0, config["shims"])

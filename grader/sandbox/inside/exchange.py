@@ -22,6 +22,7 @@ class Exchange:
         self.resolver = None  # while decoding a call's arguments: reads {"$": "ref"} nodes
 
     def encode(self, value, fingerprints=False, depth=0, seen=None):
+        """A value tree as JSON-able nodes, each array written to the outbox (or, `fingerprints`, summarised)."""
         seen = set() if seen is None else seen
         if value is None or isinstance(value, (bool, str)):
             return value
@@ -49,6 +50,7 @@ class Exchange:
         return opaque(value)
 
     def _array(self, array, fingerprints):
+        """{"$": "ndarray", "file"} of a numeric array written as .npy; a fingerprint or opaque node otherwise."""
         if array.dtype.kind not in NUMERIC_KINDS:
             return opaque(array, f"array of dtype {array.dtype} (only numeric arrays are read)")
         if fingerprints:
@@ -69,6 +71,7 @@ class Exchange:
         return {"$": "ndarray", "file": name}
 
     def decode(self, node):
+        """The value tree of the grader's JSON nodes, arrays read from the inbox without pickle."""
         if isinstance(node, list):
             return [self.decode(v) for v in node]
         if not isinstance(node, dict):

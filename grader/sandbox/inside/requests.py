@@ -28,6 +28,19 @@ def statements_of(source, filename):
         return None
 
 
+def call_traced(name, function, args, kwargs, tracer):
+    """function(*args, **kwargs), under `tracer` if there is one; NameError if `name` is not a function."""
+    if not callable(function):
+        raise NameError(f"name {name!r} is not defined as a function")
+    if tracer is None:
+        return function(*args, **kwargs)
+    sys.settrace(tracer.global_trace)
+    try:
+        return function(*args, **kwargs)
+    finally:
+        sys.settrace(None)
+
+
 class Runner:
     """The student's namespace and the grader's operations on it (`op_<name>` answers request <name>)."""
 
@@ -58,6 +71,7 @@ class Runner:
         return value, error, self.out.take(), self.err.take()
 
     def register_lines(self, filename, source, first_line):
+        """Keep a cell's lines (at their real line numbers) for tracebacks and the tracer."""
         lines = self.lines.setdefault(filename, [])
         new = source.split("\n")
         needed = first_line - 1 + len(new)
@@ -66,6 +80,7 @@ class Runner:
         linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
 
     def op_run_cell(self, req):
+        """Run one cell, a statement at a time; answer its error and output, and the network's first values."""
         filename, first_line = req["filename"], req["first_line"]
         self.register_lines(filename, req["source"], first_line)
         source = "\n" * (first_line - 1) + req["source"]
@@ -115,48 +130,25 @@ class Runner:
                 "used_names": sorted(n for n in names_used_by_functions(self.ns) if isinstance(n, str))}
 
     def op_namespace(self, req):
+        """What each global is (symbols.describe)."""
         return {"symbols": {name: describe(value) for name, value in list(self.ns.items())
                             if not name.startswith("__")}}
 
     def op_get(self, req):
+        """The values of the globals asked for, encoded."""
         return {"values": {n: self.exchange.encode(self.ns[n]) for n in req["names"] if n in self.ns}}
 
     def op_call(self, req):
+        """Call a student's function with the grader's globals, network values and arguments; answer its value,
+        output and error, the globals and network entries asked for, and what was recorded or traced."""
+        args, kwargs = self.set_up_call(req)
         name = req["function"]
-        set_globals = self.exchange.decode(req.get("set_globals", {"$": "dict", "items": []}))
-        for global_name, value in set_globals.items():
-            self.ns[global_name] = value
-        set_params = self.exchange.decode(req.get("set_params", {"$": "dict", "items": []}))
-        for index, value in set_params.items():
-            self.network.write(self.ns, int(index), value)
-        self.exchange.resolver = self.resolve_reference  # arguments may be the student's own objects
-        try:
-            args = list(self.exchange.decode(req.get("args", [])))
-            kwargs = self.exchange.decode(req.get("kwargs", {"$": "dict", "items": []}))
-        finally:
-            self.exchange.resolver = None
-        function = self.ns.get(name)
-        recorded, originals = [], {}
-        for target in req.get("record", []):
-            if callable(self.ns.get(target)):
-                originals[target] = self.ns[target]
-                self.ns[target] = self.recorder(target, originals[target], recorded, bool(req.get("compact")))
-
+        function = self.ns.get(name)  # before the recorders: a recorded function called directly runs as it is
+        recorded, originals = self.install_recorders(req.get("record", []), bool(req.get("compact")))
         tracer = self.tracer() if req.get("trace") else None
-
-        def call():
-            if not callable(function):
-                raise NameError(f"name {name!r} is not defined as a function")
-            if tracer is None:
-                return function(*args, **kwargs)
-            sys.settrace(tracer.global_trace)
-            try:
-                return function(*args, **kwargs)
-            finally:
-                sys.settrace(None)
-
         try:
-            value, error, (out, out_dropped), (err, err_dropped) = self.guarded(call)
+            value, error, (out, out_dropped), (err, err_dropped) = self.guarded(
+                lambda: call_traced(name, function, args, kwargs, tracer))
         finally:
             self.ns.update(originals)
         answer = {"error": error, "stdout": out, "stdout_dropped": out_dropped, "stderr": err,
@@ -172,6 +164,31 @@ class Runner:
             after, rebound = self.network.read(self.ns, int(index))
             answer["params"][str(int(index))] = {"value": self.exchange.encode(after), "rebound": rebound}
         return answer
+
+    def set_up_call(self, req):
+        """Set the request's globals and network values; -> (args, kwargs) decoded, references resolved."""
+        set_globals = self.exchange.decode(req.get("set_globals", {"$": "dict", "items": []}))
+        for global_name, value in set_globals.items():
+            self.ns[global_name] = value
+        set_params = self.exchange.decode(req.get("set_params", {"$": "dict", "items": []}))
+        for index, value in set_params.items():
+            self.network.write(self.ns, int(index), value)
+        self.exchange.resolver = self.resolve_reference  # arguments may be the student's own objects
+        try:
+            args = list(self.exchange.decode(req.get("args", [])))
+            kwargs = self.exchange.decode(req.get("kwargs", {"$": "dict", "items": []}))
+        finally:
+            self.exchange.resolver = None
+        return args, kwargs
+
+    def install_recorders(self, targets, compact):
+        """Replace each callable global in `targets` by its recorder; -> (the shared log, the originals)."""
+        recorded, originals = [], {}
+        for target in targets:
+            if callable(self.ns.get(target)):
+                originals[target] = self.ns[target]
+                self.ns[target] = self.recorder(target, originals[target], recorded, compact)
+        return recorded, originals
 
     def tracer(self):
         """A StepTracer over the submission's own code, skipping the network's arrays (the grader knows them)."""
