@@ -583,7 +583,8 @@ def test_the_childs_own_code_imports_only_itself_the_stdlib_and_numpy():
                 tops = [alias.name.split(".")[0] for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 tops = [str(node.module).split(".")[0]]
-            else:
+            else:  # within the package only: `..` would leave `inside`, its top level in the child
+                assert not isinstance(node, ast.ImportFrom) or node.level == 1, f"{path.name}:{node.lineno}"
                 continue
             assert set(tops) <= set(sys.stdlib_module_names) | {"numpy"}, f"{path.name}:{node.lineno} {tops}"
 
