@@ -204,6 +204,7 @@ def test_call_exception_comes_back_with_the_students_file_and_line(tmp_path):
     assert not res.ok and res.error.kind == "exception" and res.error.where == "call f"
     assert res.error.message.startswith("IndexError")
     assert 'File "student.py", line 6, in f' in res.error.traceback and "runner.py" not in res.error.traceback
+    assert "/inside/" not in res.error.traceback  # none of the child's own frames
     assert not missing.ok and "no_such_function" in missing.error.message
 
 
@@ -356,6 +357,28 @@ def test_a_protection_that_does_not_hold_fails_closed(tmp_path, engine):
     with pytest.raises(SandboxFailure, match="cannot hide"):
         with Sandbox(sub, None, FAST, hide=[sys.prefix], engine=engine):
             pass
+
+
+@needs_root
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_probe_finds_only_the_runners_files_in_the_box_and_none_it_could_change(tmp_path, engine, monkeypatch):
+    from grader.sandbox import start
+
+    seen, real = {}, start.BoxStart._probe_problems
+    monkeypatch.setattr(start.BoxStart, "_probe_problems",
+                        lambda self, probe, config: seen.update(box=self, probe=probe, config=config) or real(
+                            self, probe, config))
+    with Sandbox(submission_of(tmp_path, "x = 1\n"), None, FAST, engine=engine):
+        pass
+    box, probe, config = seen["box"], seen["probe"], seen["config"]
+    assert real(box, probe, config) == [] and probe["own_code_writable"] == []
+    if engine == "bwrap":
+        assert {"runner.py", "inside", "shims", "scratch", "outbox"} <= set(probe["box_entries"])
+        assert probe["box_entries"] == config["box_entries"]
+        extra = {**probe, "box_entries": sorted([*probe["box_entries"], "grader"])}
+        assert any("/box holds" in p for p in real(box, extra, config))
+    writable = {**probe, "own_code_writable": ["/box/inside/protocol.py"]}
+    assert any("change the grader's code in its box" in p for p in real(box, writable, config))
 
 
 def test_isolation_required_without_root_or_bubblewrap_is_refused(tmp_path, monkeypatch):
@@ -549,6 +572,22 @@ def test_a_child_that_cannot_join_its_cgroup_is_never_started(tmp_path, monkeypa
             pass
 
 
+def test_the_childs_own_code_imports_only_itself_the_stdlib_and_numpy():
+    """The child cannot import `grader` (hidden from it) and loads `inside` as a top-level package."""
+    import ast
+
+    folder = Path(__file__).parent.parent / "grader" / "sandbox" / "inside"
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                tops = [alias.name.split(".")[0] for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                tops = [str(node.module).split(".")[0]]
+            else:
+                continue
+            assert set(tops) <= set(sys.stdlib_module_names) | {"numpy"}, f"{path.name}:{node.lineno} {tops}"
+
+
 def test_the_view_holds_the_students_packages_and_never_the_graders(tmp_path):
     import grader
     import reference
@@ -556,7 +595,7 @@ def test_the_view_holds_the_students_packages_and_never_the_graders(tmp_path):
     entries = [e for d in bwrap._site_dirs() for e in bwrap.allowed_entries(d)]
     assert "numpy" in entries and "matplotlib" in entries
     assert not {"grader", "reference"} & set(entries) and not any(e.endswith(".pth") for e in entries)
-    files = bwrap.BoxFiles(*(tmp_path / n for n in ("runner.py", "shims", "data", "inbox")), None,
+    files = bwrap.BoxFiles(*(tmp_path / n for n in ("runner.py", "inside", "shims", "data", "inbox")), None,
                            *(tmp_path / n for n in ("probe-secret", "passwd", "group")))
     view = bwrap.view(files, bwrap.Sizes(16, 64), hidden=[])
     for package in (grader, reference):

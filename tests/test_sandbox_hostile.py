@@ -167,6 +167,28 @@ def test_breaking_a_builtin_the_runner_needs_is_a_recorded_crash_and_the_run_goe
     assert after.value == "still graded"
 
 
+@needs_root
+@pytest.mark.parametrize("engine", [pytest.param("bwrap", marks=pytest.mark.skipif(
+    not bwrap.status(True).works, reason="bubblewrap cannot run here")), "namespaces"])
+def test_the_graders_code_in_the_box_cannot_be_changed_and_a_restarted_child_loads_it_intact(tmp_path, engine):
+    shipped = Path(grader.__file__).parent / "sandbox"
+    with Sandbox(hostile(tmp_path, "tamper_runner.py"), None, HANGS, engine=engine) as box:
+        log = box.run_cells()
+        changed = box.get(["changed"])["changed"]
+        hung = box.call("hang")
+        after = box.call("after")  # a new child, replaying the cells, loads the box's code again
+        base = box._base
+        in_box = sorted(p.relative_to(base).as_posix() for p in (base / "inside").rglob("*"))
+        planted = [p.name for p in base.iterdir() if p.name in ("planted.py", "__pycache__")]
+        same = [(base / "runner.py").read_bytes() == (shipped / "runner.py").read_bytes()] + [
+            (base / "inside" / n).read_bytes() == (shipped / "inside" / n).read_bytes()
+            for n in os.listdir(shipped / "inside") if n.endswith(".py")]
+    assert set(statuses(log)) == {"ok"} and changed == []
+    assert hung.timed_out and after.value == "still graded"
+    assert in_box == sorted(f"inside/{n}" for n in os.listdir(shipped / "inside") if n.endswith(".py"))
+    assert all(same) and planted == []
+
+
 def test_syntax_error_in_one_block_fails_only_that_block(tmp_path):
     with Sandbox(hostile(tmp_path, "syntax_error_block.py"), None, LIMITS) as box:
         log = box.run_cells()

@@ -1,7 +1,7 @@
 """Run a student's submission in a sandboxed child process and call its functions from the grader.
 
-See docs/DESIGN.md ("Sandbox"). Student code only ever runs in the child (runner.py); values come back as
-JSON and .npy files read without pickle.
+See docs/DESIGN.md ("Sandbox"). Student code only ever runs in the child (runner.py and inside/); values come
+back as JSON and .npy files read without pickle.
 """
 
 from grader.sandbox.isolation import SandboxFailure, protections

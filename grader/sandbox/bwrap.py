@@ -1,9 +1,10 @@
 """The child's filesystem view, built from nothing with bubblewrap (deny by default).
 
 The child sees read-only binds of /usr, the interpreter's prefix (its site-packages cut down to the packages a
-student may import), the runner, shims and data in /box; fresh size-limited tmpfs for /tmp, /var/tmp, /run,
-/dev/shm, its home and working folder (/box/scratch) and the answer folder (/box/outbox); a minimal /dev and
-/proc; in /etc only the loader cache and a two-line passwd/group. Nothing else of the machine exists for it.
+student may import), the runner (runner.py and its package inside/), shims and data in /box; fresh size-limited
+tmpfs for /tmp, /var/tmp, /run, /dev/shm, its home and working folder (/box/scratch) and the answer folder
+(/box/outbox); a minimal /dev and /proc; in /etc only the loader cache and a two-line passwd/group. Nothing else
+of the machine exists for it.
 
 As root, bwrap builds that view with fresh PID, network, IPC, UTS and cgroup namespaces, `setpriv` drops to
 the sandbox's own uid (no groups, no capabilities, no new privileges), and a second, unprivileged bwrap puts
@@ -49,6 +50,7 @@ class BoxFiles:
     """The grader's files for one sandbox on the host (bound read-only into /box), by name in /box."""
 
     runner: Path
+    package: Path  # the runner's own modules (grader/sandbox/inside), imported by it as `inside`
     shims: Path
     data: Path
     inbox: Path
@@ -120,8 +122,8 @@ def view(files: BoxFiles, sizes: Sizes, hidden: Sequence[Path]) -> list[str]:
                             ("/run", SMALL_MB, "0755"), ("/dev/shm", sizes.scratch_mb, "1777")):
         args += ["--size", str(mb * 2**20), "--perms", mode, "--tmpfs", mount]
     args += _system_binds() + _python_binds() + ["--perms", "0755", "--dir", str(BOX)]
-    for name, path in (("runner.py", files.runner), ("shims", files.shims), ("data", files.data),
-                       ("inbox", files.inbox), ("probe-secret", files.probe_secret)):
+    for name, path in (("runner.py", files.runner), ("inside", files.package), ("shims", files.shims),
+                       ("data", files.data), ("inbox", files.inbox), ("probe-secret", files.probe_secret)):
         args += ["--ro-bind", str(path), str(BOX / name)]
     if files.mpl_cache is not None:
         args += ["--ro-bind", str(files.mpl_cache), str(BOX / "mplcache")]

@@ -29,12 +29,13 @@ class BoxStart:
     """The part of `Sandbox` that lays out its folder and starts and verifies its child."""
 
     def _layout(self) -> None:
-        """base (root, 711): runner.py, shims/, data/, inbox/, passwd, group (grader's); outbox/, scratch/
+        """base (root, 711): runner.py, inside/, shims/, data/, inbox/, passwd, group (grader's); outbox/, scratch/
         (the child's: with isolation, fresh size-limited tmpfs mounted over them in its own namespace)."""
         base = self._base
         assert base is not None
         os.chmod(base, 0o711)
         shutil.copy(PACKAGE_DIR / "runner.py", base / "runner.py")
+        shutil.copytree(PACKAGE_DIR / "inside", base / "inside", ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copytree(PACKAGE_DIR / "shims", base / "shims", ignore=shutil.ignore_patterns("__pycache__"))
         (base / "data").mkdir()
         if self.data is not None:
@@ -89,7 +90,7 @@ class BoxStart:
         memory_mb, processes = self._process_limits()
         if self.engine == "bwrap":
             box = bwrap.BOX
-            files = bwrap.BoxFiles(base / "runner.py", base / "shims", base / "data", base / "inbox",
+            files = bwrap.BoxFiles(base / "runner.py", base / "inside", base / "shims", base / "data", base / "inbox",
                                    base / "mplcache" if (base / "mplcache").is_dir() else None,
                                    base / "probe-secret", base / "passwd", base / "group")
             sizes = bwrap.Sizes(self.limits.file_mb, self.limits.max_answer_mb)
@@ -102,7 +103,8 @@ class BoxStart:
                           shims=str(box / "shims"), mpl_cache=str(box / "mplcache"),
                           probe_secret=str(box / "probe-secret"),
                           hidden=isolation.hidden_allowances(self._hidden(), kept),
-                          writable=bwrap.writable_mounts(sizes), nproc=processes)
+                          writable=bwrap.writable_mounts(sizes), nproc=processes,
+                          box_entries=sorted({Path(dest).name for dest in kept if Path(dest).parent == box}))
             argv = [sys.executable, "-I", str(box / "runner.py"), json.dumps(config), *argv_tail]
             as_root = isolation.is_root()
             command = bwrap.wrap(argv, view, (self.user.uid, self.user.gid) if as_root else None)
@@ -208,6 +210,8 @@ class BoxStart:
             problems.append(f"the child has a network (interfaces {probe.get('interfaces')})")
         if probe.get("hidden_visible"):
             problems.append(f"the child can see hidden paths: {probe.get('hidden_visible')}")
+        if probe.get("own_code_writable") != []:
+            problems.append(f"the child can change the grader's code in its box: {probe.get('own_code_writable')}")
         if self.engine == "bwrap":
             problems += _view_problems(probe, config)
         return problems
@@ -236,6 +240,8 @@ def _view_problems(probe: dict[str, Any], config: dict[str, Any]) -> list[str]:
         problems.append(f"the child's / holds more than it was given: {extra}")
     if set(probe.get("etc_entries") or ["?"]) - {"ld.so.cache", "passwd", "group"}:
         problems.append(f"the child's /etc holds {probe.get('etc_entries')}")
+    if probe.get("box_entries") != config["box_entries"]:
+        problems.append(f"the child's /box holds {probe.get('box_entries')}, expected {config['box_entries']}")
     writable = {m[0]: m for m in probe.get("mounts") or [] if isinstance(m, list) and len(m) == 4}
     for point, size in config["writable"].items():
         found = writable.pop(point, None)
