@@ -237,6 +237,11 @@ def test_malformed_figure_data_gives_no_picture_rather_than_an_error():
                                     "init": {"W1": {"values": []}}}) == {}
     assert figs.score_histogram([float("nan")], 10) is None
     assert figs._safely(figs.init_histograms, {"W1": {"values": [1.0, 2.0], "sigma": float("inf")}}) is not None
+    extreme = [figs._safely(figs.init_histograms, {"W1": {"values": [1e300, -1e300], "sigma": 1e308}}),
+               figs._safely(figs.training_curve, {"epochs": [0, 1], "student": [float("nan")] * 2}),
+               figs._safely(figs.gradient_heatmaps, {"b1": {"student": [1e308, -1e308], "expected": [0.0, 0.0]}})]
+    for uri in extreme:  # a picture that parses, or none: never an exception
+        assert uri is None or svg_of(uri) is not None
 
 
 # --- no matplotlib --------------------------------------------------------------------------------------

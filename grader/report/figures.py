@@ -178,7 +178,7 @@ def training_curve(training: Mapping[str, Any]) -> str | None:
     series = {k: _array(training.get(k)) for k in ("student", "reference")}
     if epochs is None or epochs.ndim != 1 or all(v is None for v in series.values()):
         return None
-    as_percent = any(v is not None and np.nanmax(np.abs(v)) > 1.0 for v in series.values())
+    as_percent = any(v is not None and bool((np.abs(v[np.isfinite(v)]) > 1.0).any()) for v in series.values())
     styles = {"student": ("you", "#c0392b", "o", ""), "reference": ("reference", "#2c3e50", "s", "6 4")}
     lines = []
     for key, values in series.items():
@@ -289,8 +289,9 @@ def submission_figures(figures: Mapping[str, Any]) -> dict[str, list[tuple[str, 
 
 
 def _safely(fn, *args) -> str | None:
-    """A picture, or None when its data has an unexpected shape or type (the report goes on without it)."""
+    """A picture, or None when its data has an unexpected shape, type or size (the report goes on without it)."""
     try:
-        return fn(*args)
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError):
+        with np.errstate(all="ignore"):  # overflowing data draws what it can, silently
+            return fn(*args)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, ArithmeticError):
         return None
