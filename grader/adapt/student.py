@@ -18,6 +18,7 @@ import numpy as np
 
 from grader.adapt.calls import CallPlan, call_arguments
 from grader.adapt.data_form import DataForm
+from grader.adapt.marks import mark_samples
 from grader.adapt.names import HANDOUT
 from grader.adapt.network import (
     NetworkLayout,
@@ -179,15 +180,14 @@ class SandboxStudent:
 
     def count_epoch_steps(self, params: Params, images: np.ndarray, labels: np.ndarray, n: int,
                           learning_rate: float, timeout_s: float) -> tuple[list[Any], Params | None]:
-        """(the samples one epoch over a handout-length x_train steps through, as [sum, sum of squares, first
-        non-zero] per train_one_sample call; the parameters after it, None if unreadable). The step itself runs
-        only for the first call (cheap for n = 60,000), so the parameters are those after the loop's first step.
-        x_train is images (m, 784) repeated to n samples, copy k marked by pixel 0 = k."""
+        """(the samples one epoch over a handout-length x_train steps through: the first train_one_sample call's
+        runner.sample_key, then each later call's marks (adapt/marks.py); the parameters after it, None if
+        unreadable). The step itself runs only for the first call (cheap for n = 60,000), so the parameters are
+        those after the loop's first step. x_train is images (m, 784) repeated to n samples, each marked."""
         function = "train_one_epoch"
         small, y_small = self.form.samples(images), self.form.labels(labels)
         copies = -(-n // len(small))
-        x_student = np.tile(small, (copies,) + (1,) * (small.ndim - 1))[:n]
-        x_student.reshape(n, -1)[:, 0] = np.repeat(np.arange(copies), len(small))[:n]
+        x_student = mark_samples(np.tile(small, (copies,) + (1,) * (small.ndim - 1))[:n])
         y_student = np.tile(y_small, copies)[:n]
         result = self._call_planned(
             function, params, {"images": x_student, "labels": y_student, "learning_rate": float(learning_rate)},

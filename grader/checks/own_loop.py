@@ -32,7 +32,8 @@ THRESHOLD = 1e-2  # e above this is a different step (the mildest real bug, sigm
 @dataclass(frozen=True)
 class OwnLoopRun:
     """One call of the student's train_one_epoch over a handout-length x_train from `start`: the samples its
-    steps visited ([sum, sum of squares, first non-zero] each) and the parameters after its first step."""
+    steps visited (the first step's runner.sample_key, then each step's marks, adapt/marks.py) and the
+    parameters after its first step."""
 
     start: Params
     x: np.ndarray  # (784,) the first sample

@@ -13,9 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from grader.adapt.marks import marked_index
 from grader.checks.failures import SHARE, grader_failed, student_failed
 from grader.checks.own_loop import OwnLoopRun, trajectory_errors
 from grader.results import CheckResult
+from grader.sandbox.runner import sample_key  # the key the child records for the loop's first step
 from grader.student import EpochRun, Params, Student, StudentCodeError
 from reference import network
 
@@ -224,25 +226,12 @@ def _lr_problems(steps: list[_Step], settings: TrainingSettings) -> list[str]:
     ]
 
 
-def epoch_keys(images: np.ndarray, n: int) -> dict[tuple[float, float, int], int]:
-    """The [sum, sum of squares, first non-zero] of each sample of a handout-length x_train made of `images`
-    (m, 784) repeated, copy k marked by pixel 0 = k (0 in every MNIST digit): key -> index in 0..n-1."""
-    images = np.asarray(images, dtype=np.float64)
-    sums, squares = images.sum(axis=1), np.einsum("ij,ij->i", images, images)
-    first = np.where(images.any(axis=1), (images != 0).argmax(axis=1), -1)
-    k, j = np.divmod(np.arange(n), len(images))
-    keys = zip((sums[j] + k).tolist(), (squares[j] + k * k).tolist(), np.where(k > 0, 0, first[j]).tolist(),
-               strict=True)
-    return dict(zip(keys, range(n), strict=True))
-
-
-def _coverage_problems(own: OwnLoopRun | None, images: np.ndarray, n: int) -> list[str]:
-    """What a handout-length epoch shows that 20 samples cannot: a cap (`x_train[:1000]`), a shorter range."""
+def _coverage_problems(own: OwnLoopRun | None, n: int) -> list[str]:
+    """What a handout-length epoch shows that 20 samples cannot: a cap (`x_train[:1000]`), a shorter range.
+    The first step's key says if it was sample 0; every later step's marks name its sample (adapt/marks.py)."""
     if own is None or own.problem is not None or not own.keys:
         return []  # a loop that cannot run over 60,000 samples cheaply is judged on the 20 alone
-    index = epoch_keys(images, n)
-    visited = [index.get((float(k[0]), float(k[1]), int(k[2]))) if isinstance(k, list) else None
-               for k in own.keys]
+    visited = [0 if own.keys[0] == sample_key(own.x) else None] + [marked_index(k) for k in own.keys[1:]]
     if visited == list(range(n)) or None in visited:
         return []  # all in order; unreadable or scaled samples are named by the 20-sample check
     if visited == list(range(len(visited))):
@@ -294,7 +283,6 @@ def check_training_loop(
             "train_one_epoch is not defined at top level, expected def train_one_epoch(learning_rate=0.003)."
         )
         return CheckResult(check_id, title, "failed", 0.0, points, message)
-    images_all = images
     images, labels = images[: settings.loop_samples], labels[: settings.loop_samples]
     try:
         run = recorded if recorded is not None else student.train_one_epoch(
@@ -316,7 +304,7 @@ def check_training_loop(
         )
     except Exception as exc:  # noqa: BLE001 - the grader's own failure, reported as such
         return grader_failed(check_id, title, points, exc, "reading train_one_epoch's calls")
-    visits += _coverage_problems(own, images_all, settings.epoch_length) if not visits else []
+    visits += _coverage_problems(own, settings.epoch_length) if not visits else []
     in_place = sum(s.sample == i for i, s in enumerate(steps[: len(labels)])) / len(labels)
     identified = any(s.sample is not None for s in steps)
     fraction = (

@@ -20,9 +20,19 @@ def sample_key(value):
         return None
 
 
+def sample_marks(value):
+    """The first three pixels of a sample, where the grader marks a long x_train's samples with their index
+    (grader/adapt/marks.py); None if it is not an array of numbers."""
+    try:
+        flat = np.asarray(value).reshape(-1)
+        return flat[:3].tolist() if flat.dtype.kind in "biuf" else None
+    except Exception:
+        return None
+
+
 def step_recorder(exchange, name, original, log, compact=False):
-    """A stand-in for the student's step that logs each call, then runs the step. `compact`: log only the
-    sample's [sum, sum of squares, first non-zero index] and run the real step only once, returning its
+    """A stand-in for the student's step that logs each call, then runs the step. `compact`: log the first
+    call's sample_key and every later call's sample_marks only, and run the real step only once, returning its
     first result after that, so that a loop over 60,000 samples costs little more than its bookkeeping."""
     try:
         signature = inspect.signature(original)
@@ -32,7 +42,8 @@ def step_recorder(exchange, name, original, log, compact=False):
 
     def record(*args, **kwargs):
         if compact:
-            log.append(sample_key(args[0] if args else next(iter(kwargs.values()), None)))
+            sample = args[0] if args else next(iter(kwargs.values()), None)
+            log.append(sample_marks(sample) if first else sample_key(sample))
             if not first:
                 try:
                     first.append(original(*args, **kwargs))
