@@ -13,6 +13,8 @@ several of which other modules also grade) is marked slow: `pytest -m slow` (and
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -29,13 +31,18 @@ from grader.rubric import load_rubric
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 EXPECTATIONS_FILE = FIXTURES / "expectations.yaml"
-NOT_FIXTURES = {"README.md", "EXPECTED.md", "EXPECTED.json", "expectations.yaml"}
+NOT_FIXTURES = {"README.md", "EXPECTED.md", "EXPECTED.json", "expectations.yaml", "results_digest.json"}
 DEFAULT_RUN = "wild2/"  # graded by a plain `pytest`; the other folders only with -m slow
 TENSORS = ("W1", "b1", "W2", "b2", "W3", "b3")
 KEYS = {"why", "score", "max_score", "right", "wrong", "full", "lost", "says", "never_says", "gradable",
         "xfail", "rubric", "grade", "visible_only", "limits"}
 
 EXPECTATIONS: dict[str, dict[str, Any]] = yaml.safe_load(EXPECTATIONS_FILE.read_text(encoding="utf-8"))
+# The grades as they are, recorded: a change that moves any of them (a refactor, a speed-up) shows here, and one
+# that means to is recorded again with `UPDATE_RESULTS_DIGEST=1 pytest tests/test_fixture_corpus.py -m "slow or
+# not slow" -k recorded` (then the diff of this file is part of the change).
+DIGEST_FILE = FIXTURES / "results_digest.json"
+UPDATE_DIGEST = os.environ.get("UPDATE_RESULTS_DIGEST") == "1"
 
 
 def fixture_files() -> list[str]:
@@ -95,6 +102,24 @@ def texts_of(result: SubmissionResult) -> dict[str, str]:
     texts["adaptations"] = "\n".join(result.adaptations)
     texts["any"] = "\n".join(texts.values())
     return texts
+
+
+def digest(result: SubmissionResult) -> dict[str, Any]:
+    """What must not move unless a change means it to: the score, each check's status and score, each verdict."""
+    return {"score": round(result.score, 4),
+            "checks": {c.id: [c.status, round(c.score, 4)] for c in checks_of(result).values()},
+            "gradients": {t: v.verdict for t, v in sorted(result.gradients.items())}}
+
+
+def digest_differences(recorded: dict[str, Any], got: dict[str, Any]) -> list[str]:
+    """Each difference between a recorded digest and a new one, in words."""
+    found = [f"score {recorded['score']} -> {got['score']}"] if recorded["score"] != got["score"] else []
+    for part in ("checks", "gradients"):
+        for key in sorted(set(recorded[part]) | set(got[part])):
+            before, after = recorded[part].get(key, "absent"), got[part].get(key, "absent")
+            if before != after:
+                found.append(f"{key}: {before} -> {after}")
+    return found
 
 
 def contains(text: str, word: str) -> bool:
@@ -168,6 +193,35 @@ def test_expectations_are_well_formed(name):
 def test_submission_gets_its_fair_grade(name, graded):
     problems = list(unmet(EXPECTATIONS[name], graded(name)))
     assert problems == [], "\n".join(problems)
+
+
+def digest_cases() -> list[Any]:
+    """Every submission fixture, without xfail marks (a recorded grade holds for unfair ones too)."""
+    return [pytest.param(name, marks=[] if name.startswith(DEFAULT_RUN) else [pytest.mark.slow], id=name)
+            for name, expected in EXPECTATIONS.items() if "rubric" not in expected]
+
+
+@pytest.fixture(scope="module")
+def recorded_digests():
+    """The recorded digests; with UPDATE_RESULTS_DIGEST=1, the ones this run made are merged in and saved."""
+    recorded = json.loads(DIGEST_FILE.read_text(encoding="utf-8")) if DIGEST_FILE.exists() else {}
+    made: dict[str, Any] = {}
+    yield recorded, made
+    if UPDATE_DIGEST and made:
+        merged = {**recorded, **made}
+        DIGEST_FILE.write_text(json.dumps(dict(sorted(merged.items())), indent=1) + "\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", digest_cases())
+def test_submission_grades_as_recorded(name, graded, recorded_digests):
+    recorded, made = recorded_digests
+    got = digest(graded(name))
+    if UPDATE_DIGEST:
+        made[name] = got
+        return
+    assert name in recorded, f"no recorded grade for {name}: record it (see DIGEST_FILE's comment)"
+    differences = digest_differences(recorded[name], got)
+    assert differences == [], "the grade moved:\n" + "\n".join(differences)
 
 
 @pytest.mark.parametrize("name", cases(rubrics=True))
