@@ -55,7 +55,9 @@ def run(sources: list[Path], n: int, jobs: int, npz: Path, data_label: str, work
     measured = run_grade([workdir / "submissions"], npz, out, workdir, jobs=jobs)
     outcomes = [grade_outcome(out / f"{path.stem}.json") for path in batch]
     failed = [o["reason"] for o in outcomes if not o["ok"]]
-    notes = [f"{n} copies of {len(sources)} sources: " + ", ".join(shown(s) for s in sources),
+    used = sources[:n]
+    notes = [(f"{n} copies of {len(sources)} sources: " if n > len(sources) else
+              f"the first {n} of {len(sources)} sources, one copy each: ") + ", ".join(shown(s) for s in used),
              f"data: {data_label}"]
     reason = None
     if measured.timed_out:
