@@ -111,14 +111,26 @@ def digest(result: SubmissionResult) -> dict[str, Any]:
             "gradients": {t: v.verdict for t, v in sorted(result.gradients.items())}}
 
 
+# Q4.training trains the student's code 9,000 steps: per-sample SGD is chaotic, and another CPU's BLAS kernels
+# (summing in another order) can move its accuracy, and so its partial credit, by a few points.
+CHAOTIC = {"Q4.training": 5.0}  # check id -> how many points it may move
+
+
 def digest_differences(recorded: dict[str, Any], got: dict[str, Any]) -> list[str]:
-    """Each difference between a recorded digest and a new one, in words."""
-    found = [f"score {recorded['score']} -> {got['score']}"] if recorded["score"] != got["score"] else []
+    """Each difference between a recorded digest and a new one, in words (CHAOTIC checks within their margin)."""
+    found = []
+    moved = 0.0
     for part in ("checks", "gradients"):
         for key in sorted(set(recorded[part]) | set(got[part])):
             before, after = recorded[part].get(key, "absent"), got[part].get(key, "absent")
+            if key in CHAOTIC and "absent" not in (before, after):
+                moved += after[1] - before[1]
+                if abs(after[1] - before[1]) <= CHAOTIC[key]:
+                    continue
             if before != after:
                 found.append(f"{key}: {before} -> {after}")
+    if abs(got["score"] - recorded["score"] - moved) > 1e-3:
+        found.append(f"score {recorded['score']} -> {got['score']}")
     return found
 
 
