@@ -613,3 +613,35 @@ def test_the_font_list_found_without_matplotlib_is_the_one_matplotlib_uses():
     assert found is None or found == built
     if built is not None and len(list(built.parent.glob("fontlist-*.json"))) == 1:
         assert found == built
+
+
+KEYWORD_LOOP = '''
+import numpy as np
+
+steps = 0
+
+
+def train_one_sample(sample, label, learning_rate=0.1):
+    global steps
+    steps += 1
+
+
+def train_one_epoch(learning_rate=0.1):
+    for i in range(len(x_train)):
+        train_one_sample(label=y_train[i], learning_rate=learning_rate, sample=x_train[i])
+'''
+
+
+def test_compact_recording_reads_the_sample_a_loop_passes_by_keyword(tmp_path, data):
+    from grader.adapt.marks import mark_samples, marked_index
+    from grader.sandbox.runner import sample_key
+
+    images = mark_samples(np.tile(data.x_train[:50], (4, 1, 1)))  # 200 samples, each marked with its index
+    with Sandbox(submission_of(tmp_path, KEYWORD_LOOP), data, FAST) as box:
+        box.run_cells()
+        res = box.call("train_one_epoch", set_globals={"x_train": images, "y_train": np.arange(200) % 10},
+                       record=("train_one_sample",), compact=True, get_globals=["steps"])
+    assert res.ok, res.error
+    keys = res.recorded
+    assert keys[0] == sample_key(images[0]) and res.globals["steps"] == 1  # only the first step ran
+    assert [marked_index(k) for k in keys[1:]] == list(range(1, 200))

@@ -39,10 +39,12 @@ def step_recorder(exchange, name, original, log, compact=False):
     except (TypeError, ValueError):
         signature = None
     first = []
+    # The sample is the step's first parameter (the handout's `sample`), passed by position or by name.
+    sample_name = next(iter(signature.parameters), None) if signature is not None else None
 
     def record(*args, **kwargs):
         if compact:
-            sample = args[0] if args else next(iter(kwargs.values()), None)
+            sample = args[0] if args else kwargs.get(sample_name, next(iter(kwargs.values()), None))
             log.append(sample_marks(sample) if first else sample_key(sample))
             if not first:
                 try:
