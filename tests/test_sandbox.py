@@ -645,3 +645,18 @@ def test_compact_recording_reads_the_sample_a_loop_passes_by_keyword(tmp_path, d
     keys = res.recorded
     assert keys[0] == sample_key(images[0]) and res.globals["steps"] == 1  # only the first step ran
     assert [marked_index(k) for k in keys[1:]] == list(range(1, 200))
+
+
+def test_a_repeated_array_is_built_in_the_child_as_the_grader_would_build_it(tmp_path, data):
+    from grader.adapt.marks import index_marks, mark_samples
+    from grader.sandbox.values import Repeated
+
+    base = data.x_train[:30]
+    with Sandbox(submission_of(tmp_path, "def echo(a, b):\n    return a, b\n"), data, FAST) as box:
+        box.run_cells()
+        res = box.call("echo", [Repeated(base, 100, index_marks(100).astype(base.dtype)),
+                                Repeated(np.arange(30), 100)])
+    assert res.ok, res.error
+    marked, labels = res.value
+    assert marked.dtype == base.dtype and np.array_equal(marked, mark_samples(np.resize(base, (100, 28, 28))))
+    assert np.array_equal(labels, np.resize(np.arange(30), 100))

@@ -13,15 +13,17 @@ BASE = 128  # below int8's limit: the marks survive the student's dtype (uint8, 
 CAPACITY = BASE**PIXELS
 
 
-def mark_samples(samples: np.ndarray) -> np.ndarray:
-    """samples (n, ...) with sample i's first three pixels set to i's base-128 digits (in place; returned)."""
-    n = len(samples)
+def index_marks(n: int) -> np.ndarray:
+    """(n, 3) int: row i holds i's base-128 digits, the values sample i's first three pixels get."""
     if n > CAPACITY:
         raise ValueError(f"at most {CAPACITY:,} samples can be marked, got {n:,}")
-    flat = samples.reshape(n, -1)
-    i = np.arange(n)
-    for digit in range(PIXELS):
-        flat[:, digit] = (i // BASE**digit) % BASE
+    i = np.arange(n)[:, None]
+    return (i // BASE ** np.arange(PIXELS)) % BASE
+
+
+def mark_samples(samples: np.ndarray) -> np.ndarray:
+    """samples (n, ...) with sample i's first three pixels set to index_marks (in place; returned)."""
+    samples.reshape(len(samples), -1)[:, :PIXELS] = index_marks(len(samples))
     return samples
 
 

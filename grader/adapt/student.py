@@ -18,7 +18,7 @@ import numpy as np
 
 from grader.adapt.calls import CallPlan, call_arguments
 from grader.adapt.data_form import DataForm
-from grader.adapt.marks import mark_samples
+from grader.adapt.marks import index_marks
 from grader.adapt.names import HANDOUT
 from grader.adapt.network import (
     NetworkLayout,
@@ -30,6 +30,7 @@ from grader.adapt.returns import read_forward_return
 from grader.adapt.shapes import LayoutProblem
 from grader.results import RunError
 from grader.sandbox import CallResult, Fingerprint, Opaque, Ref, Sandbox
+from grader.sandbox.values import Repeated
 from grader.student import EpochRun, Params, StudentCodeError
 
 HANDOUT_FUNCTIONS = tuple(HANDOUT)
@@ -186,9 +187,9 @@ class SandboxStudent:
         those after the loop's first step. x_train is images (m, 784) repeated to n samples, each marked."""
         function = "train_one_epoch"
         small, y_small = self.form.samples(images), self.form.labels(labels)
-        copies = -(-n // len(small))
-        x_student = mark_samples(np.tile(small, (copies,) + (1,) * (small.ndim - 1))[:n])
-        y_student = np.tile(y_small, copies)[:n]
+        # Built in the child from the m images: n samples would cost the grader n x 784 values to write.
+        x_student = Repeated(small, n, index_marks(n).astype(small.dtype))
+        y_student = Repeated(np.asarray(y_small), n)
         result = self._call_planned(
             function, params, {"images": x_student, "labels": y_student, "learning_rate": float(learning_rate)},
             extra_globals={"x_train": x_student, "y_train": y_student, **self._rate_global(learning_rate)},

@@ -2,7 +2,7 @@
 
 A value tree is None, bool, int, float, str, list, tuple, dict (any encodable keys, order kept) or a
 numeric numpy array. On the wire: JSON natives, tagged objects {"$": "tuple"|"dict"|"float"|"ndarray"|
-"opaque"|"fingerprint", ...}, arrays as files in an exchange directory. Whatever the child sends is read
+"opaque"|"fingerprint"|"repeated", ...}, arrays as files in an exchange directory. Whatever the child sends is read
 as data only: a bad node or file becomes an `Opaque` saying why, it never raises and never runs code.
 """
 
@@ -59,6 +59,16 @@ class Ref:
     entry: int | None = None
 
 
+@dataclass(frozen=True, eq=False)
+class Repeated:
+    """An (n, ...) array the child builds itself: base (m, ...) repeated to n rows, then each row's first k
+    values set to head (n, k) if given. A 60,000-sample x_train costs the grader m rows, not n."""
+
+    base: np.ndarray
+    n: int
+    head: np.ndarray | None = None
+
+
 class ArrayWriter:
     """Encodes trusted (grader) value trees to JSON nodes, writing arrays into a directory the child reads."""
 
@@ -78,6 +88,9 @@ class ArrayWriter:
             return value if math.isfinite(value) else {"$": "float", "v": repr(value)}
         if isinstance(value, (np.ndarray, np.complexfloating)):
             return self._array(np.asarray(value))
+        if isinstance(value, Repeated):
+            node = {"$": "repeated", "base": self._array(np.asarray(value.base)), "n": int(value.n)}
+            return node if value.head is None else {**node, "head": self._array(np.asarray(value.head))}
         if isinstance(value, Ref):
             return {"$": "ref", "global": value.global_name} if value.entry is None else {
                 "$": "ref", "entry": int(value.entry)}

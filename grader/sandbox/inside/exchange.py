@@ -86,9 +86,22 @@ class Exchange:
         if tag == "ndarray":
             name = os.path.basename(node["file"])
             return _load(os.path.join(self.inbox, name), allow_pickle=False)
+        if tag == "repeated":
+            return repeated(self.decode(node["base"]), int(node["n"]),
+                            self.decode(node["head"]) if "head" in node else None)
         if tag == "ref" and self.resolver is not None:
             return self.resolver(node)
         raise ValueError(f"unknown value tag {tag!r}")
+
+
+def repeated(base, n, head=None):
+    """base (m, ...) repeated to n rows, then each row's first k values set to head (n, k) if given."""
+    out = np.empty((n, *base.shape[1:]), dtype=base.dtype)
+    for start in range(0, n, len(base)):
+        out[start:start + len(base)] = base[:n - start]
+    if head is not None:
+        out.reshape(n, -1)[:, :head.shape[1]] = head
+    return out
 
 
 def opaque(value, why=None):
