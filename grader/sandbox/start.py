@@ -292,11 +292,16 @@ def _matplotlib_font_cache() -> Path | None:
     return _FONT_CACHE  # type: ignore[return-value]
 
 
+def _font_cache_folder() -> Path:
+    """Where matplotlib keeps its font list when it can write there ($MPLCONFIGDIR, else the XDG cache)."""
+    return Path(os.environ.get("MPLCONFIGDIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "matplotlib"))
+
+
 def _font_list_on_disk() -> Path | None:
     """The one font list in matplotlib's cache folder, found without importing matplotlib (0.1-0.6 s)."""
-    folder = os.environ.get("MPLCONFIGDIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "matplotlib")
-    found = sorted(Path(folder).glob("fontlist-*.json")) if os.path.isdir(folder) else []
+    folder = _font_cache_folder()
+    found = sorted(folder.glob("fontlist-*.json")) if folder.is_dir() else []
     return found[0] if len(found) == 1 else None  # several versions: let matplotlib say which is current
 
 
