@@ -33,6 +33,8 @@ def test_correct_solutions_in_other_styles_get_full_marks(name, rubric, data):
     result = grade_submission(WILD / name, rubric, data)
     lost = [f"{c.id}: {c.message}" for c in checks_of(result).values() if c.score < c.max_score]
     assert lost == [] and result.score == 100
+    # and the student's own loop was counted over a handout-length x_train (grader/checks/own_loop.py)
+    assert checks_of(result)["Q4.loop"].details.get("epoch_length_steps") == 60_000
 
 
 def test_a_step_that_reads_a_global_learning_rate_is_probed_through_it(rubric, data):
