@@ -209,3 +209,19 @@ def test_ok_and_verdict_never_disagree_and_agree_with_the_tensor_checks(rubric, 
         for name, verdict in result.gradients.items():
             assert verdict.ok == (verdict.verdict in ("correct", "float32")), (result.submission, name)
             assert verdict.ok == (checks[f"Q3.{name}"].status == "passed"), (result.submission, name)
+
+
+def test_zero_weights_filled_later_are_the_initialisation_but_zero_weights_trained_are_not(tmp_path, rubric, data):
+    source = (ROOT / "tests/fixtures/wild3/zeros_then_fill_loop.py").read_text()
+    fill = ("for i in range(3):\n    weights[i] = rng.normal(0, np.sqrt(1 / max(sizes[i], sizes[i + 1])), "
+            "(sizes[i], sizes[i + 1]))\n")
+    assert fill in source
+    by_function = source.replace(fill, "def draw():\n    for i in range(3):\n        weights[i][...] = rng.normal("
+                                 "0, np.sqrt(1 / max(sizes[i], sizes[i + 1])), (sizes[i], sizes[i + 1]))\n\n\ndraw()\n")
+    never_drawn = source.replace(fill, "") + "\ntrain_one_epoch()\n"  # zero weights (a bug), then training
+    (tmp_path / "by_function.py").write_text(by_function)
+    (tmp_path / "never_drawn.py").write_text(never_drawn)
+    drawn = checks_of(grade_submission(tmp_path / "by_function.py", rubric, data))
+    assert all(drawn[f"Q1.{w}.distribution"].status == "passed" for w in ("W1", "W2", "W3"))
+    zero = checks_of(grade_submission(tmp_path / "never_drawn.py", rubric, data))
+    assert "zeros" in zero["Q1.W1.distribution"].message and zero["Q1.W1.distribution"].score == 0

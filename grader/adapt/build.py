@@ -4,6 +4,7 @@ handout function, and every adaptation and problem in plain sentences."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from grader.adapt.calls import CallPlan, SignatureProblem, plan_call
@@ -67,9 +68,15 @@ def _plan(function: str, signature: Any, layout: NetworkLayout) -> CallPlan | st
         return plan.message
     taken = [a for a in plan.arguments if a.role in PARAMETER_ROLES]
     if len(taken) == 1 and len(layout.holders) > 1:
-        other = next(r for r in PARAMETER_ROLES if r != taken[0].role)
+        lone = taken[0]
+        if any(getattr(p, "name", None) == lone.parameter and getattr(p, "has_default", False) for p in signature):
+            # An optional `params=None` (meaning "the global network"): the handout's call leaves it out, and so
+            # does the grader, which writes into the student's own arrays that the default reads.
+            return replace(plan, arguments=tuple(a for a in plan.arguments if a is not lone),
+                           defaults_kept=(*plan.defaults_kept, lone.parameter))
+        other = next(r for r in PARAMETER_ROLES if r != lone.role)
         return (
-            f"{plan.student_signature} takes {taken[0].role} ({taken[0].parameter}) but not {other}; "
+            f"{plan.student_signature} takes {lone.role} ({lone.parameter}) but not {other}; "
             f"expected both or neither (the network is held in {', '.join(layout.holders)})"
         )
     return plan

@@ -27,6 +27,7 @@ from reference import network
 TENSORS = ("W1", "b1", "W2", "b2", "W3", "b3")
 FLOAT32_RESOLUTION = 100.0  # a change is judged only where it exceeds this many float32 spacings of the weight
 THRESHOLD = 1e-2  # e above this is a different step (the mildest real bug, sigma'(a), is 0.07 to 0.13)
+REPLACED = 0.5  # a step moves a weight matrix by a small fraction of its size; a re-initialisation by about all of it
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,20 @@ def only_rescaled(start: Params, got: Params, want: Params) -> float | None:
     if c is None or abs(c - 1.0) < 1e-6 or c <= 0:
         return None
     return c if relative_error(change, c * expected) <= 1e-6 else None
+
+
+def replaced_weights(run: OwnLoopRun) -> bool:
+    """True when the loop's first step left every weight matrix at least half its size away from where it
+    started: the loop trained other weights (it re-initialised or replaced the network), whatever its step."""
+    if run.after is None or not run.keys or run.keys[0] is None:
+        return False
+    moved = []
+    for name in ("W1", "W2", "W3"):
+        start, after = _tensor(run.start, name), _tensor(run.after, name)
+        if after.shape != start.shape:
+            return False
+        moved.append(np.linalg.norm(after - start) / max(np.linalg.norm(start), 1e-300))
+    return min(moved) > REPLACED
 
 
 def first_step_errors(run: OwnLoopRun) -> dict[str, float]:

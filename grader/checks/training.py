@@ -15,7 +15,7 @@ import numpy as np
 
 from grader.adapt.marks import marked_index
 from grader.checks.failures import SHARE, grader_failed, student_failed
-from grader.checks.own_loop import OwnLoopRun, trajectory_errors
+from grader.checks.own_loop import OwnLoopRun, replaced_weights, trajectory_errors
 from grader.results import CheckResult
 from grader.sandbox.runner import sample_key  # the key the child records for the loop's first step
 from grader.student import EpochRun, Params, Student, StudentCodeError
@@ -304,10 +304,19 @@ def check_training_loop(
         )
     except Exception as exc:  # noqa: BLE001 - the grader's own failure, reported as such
         return grader_failed(check_id, title, points, exc, "reading train_one_epoch's calls")
-    visits += _coverage_problems(own, settings.epoch_length) if not visits else []
+    n = settings.epoch_length
+    if visits and own is not None and own.problem is None and own.keys and len(own.keys) != n:
+        visits.append(f"over a full x_train of {n:,} samples it made {len(own.keys):,} steps")  # the scale of it
+    visits += _coverage_problems(own, n) if not visits else []
+    # Given weights it must train, the loop trains others (it re-initialises them): no epoch builds on the last.
+    replaced = own is not None and own.problem is None and replaced_weights(own)
+    if replaced:
+        visits.insert(0, "train_one_epoch does not train the weights it is given: after its first step they are "
+                         "as far from them as a fresh initialisation, so it re-initialises (or replaces) the "
+                         "network and no epoch builds on the one before")
     in_place = sum(s.sample == i for i, s in enumerate(steps[: len(labels)])) / len(labels)
     identified = any(s.sample is not None for s in steps)
-    fraction = (
+    fraction = 0.0 if replaced else (
         0.6 * (in_place if not visits else min(in_place, 0.5))
         + 0.2 * (identified and not label_issues)
         + 0.2 * (not lr_issues)

@@ -11,7 +11,7 @@ import numpy as np
 
 from grader.checks.backprop import BackpropSettings, check_backprop
 from grader.checks.failures import SHARE
-from grader.checks.own_loop import OwnLoopRun, first_step_errors, withhold_credit, wrong_tensors
+from grader.checks.own_loop import OwnLoopRun, first_step_errors, replaced_weights, withhold_credit, wrong_tensors
 from grader.checks.real_step import RealStep, check_real_step
 from grader.checks.signatures import check_signatures
 from grader.checks.training import check_training_loop
@@ -181,7 +181,9 @@ def _credit_only_what_the_own_loop_confirms(q3: list[CheckResult], q4: list[Chec
     student's network is the handout's (an own-scale network is judged at the probes only)."""
     if scale is not None:
         return q3
-    if own is not None and own.keys and own.keys[0] == sample_key(own.x):
+    # A loop that trains other weights than it is given (it re-initialises them) is Q4.loop's finding: its first
+    # step says nothing of the gradient then.
+    if own is not None and own.keys and own.keys[0] == sample_key(own.x) and not replaced_weights(own):
         q3 = withhold_credit(q3, wrong_tensors(first_step_errors(own)), "the first step of your own "
                              "train_one_epoch (from the same kind of weights, on a full-length x_train)")
     loop = next((c for c in q4 if c.id == "Q4.loop"), None)

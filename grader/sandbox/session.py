@@ -244,7 +244,9 @@ class Sandbox(BoxStart):
             error = _student_error(answer.get("error"), cell.label)
             stdout, stderr = _with_note(answer, "stdout"), _with_note(answer, "stderr")
             snapshot = answer.get("snapshot")
-            if self._initial_entries is None and isinstance(snapshot, list):
+            # a later snapshot replaces the first when the child saw zero weights drawn (runner: filled weights)
+            if (self._initial_entries is None or answer.get("snapshot_replaces") is True) and isinstance(snapshot,
+                                                                                                         list):
                 reader = self._reader()
                 self._initial_entries = {raw["index"]: reader.decode(raw.get("value")) for raw in snapshot
                                          if isinstance(raw, dict) and isinstance(raw.get("index"), int)}

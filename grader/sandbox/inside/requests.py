@@ -8,6 +8,8 @@ import linecache
 import os
 import sys
 
+import numpy as np
+
 from .capture import BoundedWriter
 from .errors import error_of
 from .exchange import Exchange
@@ -54,6 +56,7 @@ class Runner:
         self.lines = {}
         self.snapshotted = not config.get("snapshot", True)
         self.network = None  # NetworkMap: the network's arrays, from the first statement after which it is complete
+        self.zero_biases = None  # the biases' values when the snapshot's weights were all zero, else None
         self.pid = os.getpid()
 
     def guarded(self, thunk):
@@ -110,6 +113,7 @@ class Runner:
             return
         if self.network is not None:
             self.network.merge(arrays)
+            self.note_filled_weights(answer)
             return
         if not is_complete_network([a for a, _ in arrays]):
             return
@@ -117,6 +121,36 @@ class Runner:
         if not self.snapshotted:
             self.snapshotted = True
             answer["snapshot"] = self.network.describe(self.ns, self.exchange.encode)
+            weights, biases = self.network_values()
+            if weights and not any(np.any(w) for w in weights):
+                self.zero_biases = [b.copy() for b in biases]
+
+    def note_filled_weights(self, answer):
+        """Weights that were all zero at the snapshot and are drawn now, biases untouched (training would have
+        moved them): this statement was the initialisation (zeros first, then filled), so send it again."""
+        if self.zero_biases is None:
+            return
+        weights, biases = self.network_values()
+        if not any(np.any(w) for w in weights):
+            return
+        same = len(biases) == len(self.zero_biases) and all(
+            b.shape == z.shape and np.array_equal(b, z) for b, z in zip(biases, self.zero_biases, strict=True))
+        if not same:  # training has begun: the snapshot stays as it is
+            self.zero_biases = None
+            return
+        answer["snapshot"] = self.network.describe(self.ns, self.exchange.encode)
+        answer["snapshot_replaces"] = True
+        if all(np.any(w) for w in weights):
+            self.zero_biases = None  # every matrix drawn: that was the initialisation
+
+    def network_values(self):
+        """(weight matrices, biases) as the network's entries hold them now."""
+        weights, biases = [], []
+        for i, entry in enumerate(self.network.entries):
+            now = (self.network.current(self.ns, i) or entry["objects"][:1])[0]
+            if isinstance(now, np.ndarray) and now.dtype.kind in "biufc":
+                (weights if now.ndim == 2 and min(now.shape) > 1 else biases).append(now)
+        return weights, biases
 
     def op_network(self, req):
         """The network's arrays now (the ones found at the initialisation, and any found since), with paths,
