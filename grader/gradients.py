@@ -257,8 +257,10 @@ def describe(verdict: GradientVerdict, policy: GradientPolicy = DEFAULT_POLICY) 
         judged = "wrong" if v.verdict == "wrong" else "inconclusive (between the thresholds)"
         parts = [f"{v.tensor}: {judged}, e = {v.rel_error:.2e} (correct needs e <= {policy.correct:.0e})"]
         if v.worst_index is not None and v.worst_student is not None:
-            parts.append(f"worst entry {tuple(v.worst_index)}: got {v.worst_student:.6g}, "
-                         f"expected {v.worst_expected:.6g}")
+            index = tuple(v.worst_index)
+            # canonical (n_in, n_out): named by role, so that a student storing W as (n_out, n_in) can find it
+            where = f"(input {index[0]}, unit {index[1]})" if len(index) == 2 else f"{index}"
+            parts.append(f"worst entry {where}: got {v.worst_student:.6g}, expected {v.worst_expected:.6g}")
         if v.sign_agreement is not None:
             parts.append(f"signs agree on {100 * v.sign_agreement:.1f}% of entries")
         if v.ratio is not None:
