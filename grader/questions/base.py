@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grader.checks.own_loop import OwnLoopRun, run_own_loop
+from grader.checks.training import check_training_loop
 from grader.data import GradingData
 from grader.results import CheckResult, GradientVerdict
 from grader.student import EpochRun, Params, Student, StudentCodeError
@@ -69,6 +70,17 @@ class Context:
             except Exception:  # noqa: BLE001 - the grader's own failure: the checks go on without this evidence
                 self._cache["own"] = None
         return self._cache["own"]
+
+
+    def loop_check(self, student: Student) -> CheckResult:
+        """Q4.loop's result from the two loop runs above; once per submission (Q3 reads its trajectory, Q4
+        scores it)."""
+        if "loop_check" not in self._cache:
+            has = student.has("train_one_epoch")
+            self._cache["loop_check"] = check_training_loop(
+                student, self.init, self.data.train_images, self.data.train_labels, self.settings["Q4"],
+                self.own_loop(student) if has else None, self.loop_run(student) if has else None)
+        return self._cache["loop_check"]
 
 
 def guarded(qid: str, thunk: Callable[[], list[CheckResult]]) -> list[CheckResult]:

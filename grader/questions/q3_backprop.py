@@ -14,7 +14,6 @@ from grader.checks.failures import SHARE
 from grader.checks.own_loop import OwnLoopRun, first_step_errors, replaced_weights, withhold_credit, wrong_tensors
 from grader.checks.real_step import RealStep, check_real_step
 from grader.checks.signatures import check_signatures
-from grader.checks.training import check_training_loop
 from grader.data import GradingData
 from grader.gradients import probe_point
 from grader.questions.base import Context, Question
@@ -39,10 +38,7 @@ def run(student: Student, ctx: Context) -> list[CheckResult]:
                                         probes_passed=all(v.ok for v in verdicts.values()))]
     checks, own_scale = _judge_own_input_scale(student, ctx, checks, steps)
     checks = _distrust_probes_if_real_step_fails(checks)
-    loop = None
-    if student.has("train_one_epoch"):
-        loop = check_training_loop(student, init, data.train_images, data.train_labels, ctx.settings["Q4"],
-                                   ctx.own_loop(student), recorded=ctx.loop_run(student))
+    loop = ctx.loop_check(student) if student.has("train_one_epoch") else None
     checks = _credit_only_what_the_own_loop_confirms(checks, [loop] if loop else [], ctx.own_loop(student)
                                                      if loop else None, own_scale)
     ctx.gradients.update(_verdicts_agreeing_with(checks, ctx.gradients))

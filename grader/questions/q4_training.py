@@ -8,7 +8,7 @@ from typing import Any
 
 from grader.checks.short_training import check_short_training
 from grader.checks.signatures import check_signatures
-from grader.checks.training import TrainingSettings, check_training_loop
+from grader.checks.training import TrainingSettings
 from grader.questions.base import Context, Question
 from grader.results import CheckResult, GradientVerdict
 from grader.student import Student
@@ -19,9 +19,7 @@ FUNCTIONS = ("train_one_epoch",)
 def run(student: Student, ctx: Context) -> list[CheckResult]:
     """The loop, the short training (with the accuracy caveat when Q3 found wrong gradients), the signature."""
     data, settings, init = ctx.data, ctx.settings["Q4"], ctx.init
-    recorded = ctx.loop_run(student) if student.has("train_one_epoch") else None
-    own = ctx.own_loop(student) if student.has("train_one_epoch") else None
-    loop = check_training_loop(student, init, data.train_images, data.train_labels, settings, own, recorded)
+    loop = ctx.loop_check(student)
     short = check_short_training(student, init, data.train_images, data.train_labels,
                                  data.test_images, data.test_labels, settings)
     if short.details.get("student_accuracy"):
