@@ -94,11 +94,16 @@ def network_arrays(ns):
     return list(found.values())
 
 
+def is_weight_matrix(shape):
+    """True for a weight matrix's shape (2-d, both sides over 1); the network's other arrays are biases."""
+    return len(shape) == 2 and min(shape) > 1
+
+
 def is_complete_network(arrays):
     """True when the arrays include the three weight matrices and the three biases of 784-32-32-10."""
     shapes = [a.shape for a in arrays]
-    matrices = [frozenset(s) for s in shapes if len(s) == 2 and min(s) > 1]
-    biases = [max(s) for s in shapes if min(s, default=0) <= 1 or len(s) == 1]
+    matrices = [frozenset(s) for s in shapes if is_weight_matrix(s)]
+    biases = [max(s) for s in shapes if not is_weight_matrix(s)]
     return (all(m in matrices for m in (frozenset((784, 32)), frozenset((32,)), frozenset((32, 10))))
             and biases.count(32) >= 2 and biases.count(10) >= 1)
 

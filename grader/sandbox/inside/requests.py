@@ -14,7 +14,7 @@ from .capture import BoundedWriter
 from .errors import error_of
 from .exchange import Exchange
 from .network_map import NetworkMap
-from .network_walk import is_complete_network, names_used_by_functions, network_arrays
+from .network_walk import is_complete_network, is_weight_matrix, names_used_by_functions, network_arrays
 from .recording import step_recorder
 from .symbols import describe
 from .tracing import StepTracer
@@ -149,7 +149,7 @@ class Runner:
         for i, entry in enumerate(self.network.entries):
             now = (self.network.current(self.ns, i) or entry["objects"][:1])[0]
             if isinstance(now, np.ndarray) and now.dtype.kind in "biufc":
-                (weights if now.ndim == 2 and min(now.shape) > 1 else biases).append(now)
+                (weights if is_weight_matrix(now.shape) else biases).append(now)
         return weights, biases
 
     def op_network(self, req):
