@@ -21,6 +21,7 @@ import numpy as np
 
 from grader.gradients import least_squares_ratio, probe_point, relative_error
 from grader.results import CheckResult
+from grader.sandbox.runner import sample_key  # the key the child records for the loop's first step
 from grader.student import Params, Student, StudentCodeError
 from reference import network
 
@@ -43,6 +44,11 @@ class OwnLoopRun:
     keys: list[Any] = field(default_factory=list)
     after: Params | None = None
     problem: str | None = None  # why it could not be run or read (then no conclusion is drawn from it)
+
+
+def began_with_first_sample(run: OwnLoopRun) -> bool:
+    """True when the loop's first step was on the first sample, as the child keys it (runner.sample_key)."""
+    return bool(run.keys) and run.keys[0] == sample_key(run.x)
 
 
 def run_own_loop(student: Student, images: np.ndarray, labels: np.ndarray, n: int, learning_rate: float,

@@ -15,9 +15,8 @@ import numpy as np
 
 from grader.adapt.marks import marked_index
 from grader.checks.failures import SHARE, grader_failed, student_failed
-from grader.checks.own_loop import OwnLoopRun, replaced_weights, trajectory_errors
+from grader.checks.own_loop import OwnLoopRun, began_with_first_sample, replaced_weights, trajectory_errors
 from grader.results import CheckResult
-from grader.sandbox.runner import sample_key  # the key the child records for the loop's first step
 from grader.student import EpochRun, Params, Student, StudentCodeError
 from reference import network
 
@@ -231,7 +230,7 @@ def _coverage_problems(own: OwnLoopRun | None, n: int) -> list[str]:
     The first step's key says if it was sample 0; every later step's marks name its sample (adapt/marks.py)."""
     if own is None or own.problem is not None or not own.keys:
         return []  # a loop that cannot run over 60,000 samples cheaply is judged on the 20 alone
-    visited = [0 if own.keys[0] == sample_key(own.x) else None] + [marked_index(k) for k in own.keys[1:]]
+    visited = [0 if began_with_first_sample(own) else None] + [marked_index(k) for k in own.keys[1:]]
     if visited == list(range(n)) or None in visited:
         return []  # all in order; unreadable or scaled samples are named by the 20-sample check
     if visited == list(range(len(visited))):

@@ -11,14 +11,20 @@ import numpy as np
 
 from grader.checks.backprop import BackpropSettings, check_backprop
 from grader.checks.failures import SHARE
-from grader.checks.own_loop import OwnLoopRun, first_step_errors, replaced_weights, withhold_credit, wrong_tensors
+from grader.checks.own_loop import (
+    OwnLoopRun,
+    began_with_first_sample,
+    first_step_errors,
+    replaced_weights,
+    withhold_credit,
+    wrong_tensors,
+)
 from grader.checks.real_step import RealStep, check_real_step
 from grader.checks.signatures import check_signatures
 from grader.data import GradingData
 from grader.gradients import probe_point
 from grader.questions.base import Context, Question
 from grader.results import CheckResult, GradientVerdict
-from grader.sandbox.runner import sample_key  # the key the child records for each step
 from grader.student import Params, Student
 from reference import network
 
@@ -179,7 +185,7 @@ def _credit_only_what_the_own_loop_confirms(q3: list[CheckResult], q4: list[Chec
         return q3
     # A loop that trains other weights than it is given (it re-initialises them) is Q4.loop's finding: its first
     # step says nothing of the gradient then.
-    if own is not None and own.keys and own.keys[0] == sample_key(own.x) and not replaced_weights(own):
+    if own is not None and began_with_first_sample(own) and not replaced_weights(own):
         q3 = withhold_credit(q3, wrong_tensors(first_step_errors(own)), "the first step of your own "
                              "train_one_epoch (from the same kind of weights, on a full-length x_train)")
     loop = next((c for c in q4 if c.id == "Q4.loop"), None)
