@@ -9,6 +9,7 @@ import select
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -229,3 +230,21 @@ def _traced(node: Any, reader: ArrayReader) -> tuple[dict[str, Any], ...]:
                            "line": raw["line"], "file": str(raw.get("file"))[:200],
                            "source": str(raw.get("source"))[:300], "value": value})
     return tuple(traced)
+
+
+def _watched(node: Any, reader: ArrayReader, entries: Sequence[int]) -> dict[str, Any] | None:
+    """The watched step as {"key": [sum, sum of squares, first non-zero] | None, "before": {entry: array},
+    "after": {entry: array}}, only the entries asked for and numeric arrays; None if it is malformed."""
+    value = reader.decode(node) if isinstance(node, dict) else None
+    if not isinstance(value, dict):
+        return None
+    key = value.get("key")
+    key = key if isinstance(key, list) and len(key) == 3 and all(isinstance(k, (int, float)) for k in key) else None
+    states = {}
+    for when in ("before", "after"):
+        arrays = value.get(when)
+        if not isinstance(arrays, dict):
+            return None
+        states[when] = {int(k): v for k, v in arrays.items()
+                        if str(k).isdigit() and int(k) in entries and isinstance(v, np.ndarray)}
+    return {"key": key, **states}

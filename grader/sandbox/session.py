@@ -28,6 +28,7 @@ from grader.sandbox.child import (
     _symbol,
     _TimedOut,
     _traced,
+    _watched,
     _with_note,
 )
 from grader.sandbox.isolation import ChildUser, SandboxFailure
@@ -185,11 +186,13 @@ class Sandbox(BoxStart):
              set_globals: dict[str, Any] | None = None, get_globals: Sequence[str] = (),
              set_params: dict[int, np.ndarray] | None = None, get_params: Sequence[int] = (),
              record: Sequence[str] = (), compact: bool = False, timeout_s: float | None = None,
-             trace: bool = False) -> CallResult:
+             trace: bool = False, watch: tuple[str, int] | None = None) -> CallResult:
         """Set globals, write `set_params` into the network's own arrays (entry -> value, in place), call
         `function(*args, **kwargs)` in the child (a `Ref` argument is the student's own object), and read back
         its value, the globals and the network entries asked for; `trace`: also the arrays the call computed in
-        the submission's own frames (runner.StepTracer), as `CallResult.trace`."""
+        the submission's own frames (runner.StepTracer), as `CallResult.trace`; `watch` (name, k): the
+        `get_params` entries before and after the k-th call (from 0) of the global `name`, as
+        `CallResult.watched`."""
         self._require_started()
         where = f"call {function}"
         started = time.monotonic()
@@ -200,6 +203,8 @@ class Sandbox(BoxStart):
                    "set_params": writer.encode({str(i): v for i, v in (set_params or {}).items()}),
                    "get_params": [int(i) for i in get_params],
                    "get_globals": list(get_globals), "record": list(record), "compact": compact, "trace": trace}
+        if watch is not None:
+            message["watch"] = {"function": str(watch[0]), "call": int(watch[1])}
         try:
             answer, error, timed_out = self._request(message, timeout_s or self.limits.call_timeout_s, where)
         finally:
@@ -226,7 +231,8 @@ class Sandbox(BoxStart):
             globals=self._decode_mapping(answer.get("globals")),
             stdout=_with_note(answer, "stdout"), stderr=_with_note(answer, "stderr"), error=error,
             recorded=recorded, duration_s=elapsed, params=params, rebound=rebound,
-            trace=_traced(answer.get("trace"), reader) if trace else None)
+            trace=_traced(answer.get("trace"), reader) if trace else None,
+            watched=_watched(answer.get("watched"), reader, get_params) if watch is not None else None)
         self._sweep_outbox()
         if self._budget.refused:
             return CallResult(function, False, error=self._over_budget(where), stdout=result.stdout,
