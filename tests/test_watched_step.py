@@ -50,6 +50,23 @@ def train_one_epoch(learning_rate=0.003):
         train_one_sample(x_train[i], y_train[i], learning_rate)
 '''
 
+# ... which also hands the grader's helpers in the child one-element arrays from numpy's functions.
+BLINDING = COUNTING + '''
+
+import sys as _sys
+
+
+def _blinding(real):
+    def fake(*args, **kwargs):
+        caller = _sys._getframe(1).f_code.co_filename
+        return real([0.0]) if "/inside/" in caller else real(*args, **kwargs)
+    return fake
+
+
+for _name in ("array", "asarray", "ascontiguousarray", "flatnonzero"):
+    setattr(np, _name, _blinding(getattr(np, _name)))
+'''
+
 
 @pytest.fixture(scope="module")
 def mnist():
@@ -75,6 +92,11 @@ def test_a_step_that_turns_wrong_after_its_first_calls_is_seen_deep_in_the_epoch
     errors = epoch_errors(COUNTING, mnist, tmp_path)
     assert {"W1", "b1", "W2", "b2"} <= {name for name, e in errors.items() if e > 1e-2}, errors
     assert errors["W3"] < 1e-12 and errors["b3"] < 1e-12
+
+
+def test_numpy_replaced_by_the_student_does_not_blind_the_graders_helpers(mnist, tmp_path):
+    errors = epoch_errors(BLINDING, mnist, tmp_path)
+    assert {"W1", "b1", "W2", "b2"} <= {name for name, e in errors.items() if e > 1e-2}, errors
 
 
 def test_a_right_step_is_right_wherever_it_is_watched(mnist, tmp_path):

@@ -3,7 +3,7 @@ form only each sample's key, so that the grader can count and check the loop's s
 
 import inspect
 
-import numpy as np
+from .frozen import np
 
 
 def sample_key(value):

@@ -8,11 +8,10 @@ import linecache
 import os
 import sys
 
-import numpy as np
-
 from .capture import BoundedWriter
 from .errors import error_of
 from .exchange import Exchange
+from .frozen import np
 from .network_map import NetworkMap
 from .network_walk import is_complete_network, is_weight_matrix, names_used_by_functions, network_arrays
 from .recording import step_recorder, step_watcher
