@@ -17,6 +17,7 @@ import numpy as np
 
 from grader.results import RunError
 from grader.sandbox.records import Param, Symbol
+from grader.sandbox.runner import TRACEBACK_CHARS
 from grader.sandbox.values import ArrayReader
 
 ERROR_KINDS = {"exception", "timeout", "memory", "output_limit", "exit", "crash"}
@@ -183,20 +184,31 @@ def _output_log(base: Path) -> int:
     return os.open(base / "child-output.log", os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
 
 
+def _bounded(text: str, limit: int) -> tuple[str, int]:
+    """(text cut to its first and last limit/2 characters, how many were cut): the child's own bounds live in
+    the student's process, which can lift them."""
+    if len(text) <= limit:
+        return text, 0
+    half = limit // 2
+    return text[:half] + "\n...\n" + text[len(text) - half:], len(text) - 2 * half
+
+
 def _student_error(error: Any, where: str) -> RunError | None:
     if not isinstance(error, dict):
         return None
     kind = error.get("kind") if error.get("kind") in ERROR_KINDS else "exception"
     traceback = error.get("traceback")
     return RunError(kind, where, str(error.get("message", ""))[:2000],
-                    str(traceback) if traceback is not None else None)
+                    _bounded(str(traceback), TRACEBACK_CHARS)[0] if traceback is not None else None)
 
 
-def _with_note(answer: dict[str, Any], stream: str) -> str:
+def _with_note(answer: dict[str, Any], stream: str, limit: int) -> str:
+    """The child's stdout or stderr, at most `limit` characters (Limits.output_kb), saying what was dropped."""
     text = answer.get(stream)
-    text = text if isinstance(text, str) else ""
+    text, cut = _bounded(text if isinstance(text, str) else "", limit)
     dropped = answer.get(f"{stream}_dropped")
-    if isinstance(dropped, int) and dropped > 0:
+    dropped = cut + (dropped if isinstance(dropped, int) and dropped > 0 else 0)
+    if dropped:
         text += f"\n[... {dropped} more characters of {stream} were dropped (output limit)]"
     return text
 

@@ -229,7 +229,8 @@ class Sandbox(BoxStart):
         result = CallResult(
             function, error is None, value=reader.decode(answer.get("value")),
             globals=self._decode_mapping(answer.get("globals")),
-            stdout=_with_note(answer, "stdout"), stderr=_with_note(answer, "stderr"), error=error,
+            stdout=_with_note(answer, "stdout", self._output_chars),
+            stderr=_with_note(answer, "stderr", self._output_chars), error=error,
             recorded=recorded, duration_s=elapsed, params=params, rebound=rebound,
             trace=_traced(answer.get("trace"), reader) if trace else None,
             watched=_watched(answer.get("watched"), reader, get_params) if watch is not None else None)
@@ -248,7 +249,8 @@ class Sandbox(BoxStart):
         if answer is not None:
             self._completed.append(cell)
             error = _student_error(answer.get("error"), cell.label)
-            stdout, stderr = _with_note(answer, "stdout"), _with_note(answer, "stderr")
+            stdout, stderr = _with_note(answer, "stdout", self._output_chars), _with_note(answer, "stderr",
+                                                                                        self._output_chars)
             snapshot = answer.get("snapshot")
             # a later snapshot replaces the first when the child saw zero weights drawn (runner: filled weights)
             if (self._initial_entries is None or answer.get("snapshot_replaces") is True) and isinstance(snapshot,
@@ -352,6 +354,11 @@ class Sandbox(BoxStart):
     def _next_id(self) -> str:
         self._requests += 1
         return f"r{self._requests}-{os.urandom(4).hex()}"
+
+    @property
+    def _output_chars(self) -> int:
+        """The most of a call's stdout (or stderr) the grader keeps: the child's own limit, held here too."""
+        return self.limits.output_kb * 1024
 
     def _reader(self) -> ArrayReader:
         return ArrayReader(self._outbox_fd, self.limits.max_array_mb * 2**20, budget=self._budget)
