@@ -197,7 +197,10 @@ def _credit_only_what_the_own_loop_confirms(q3: list[CheckResult], q4: list[Chec
                              "result")
     watched = next((c.details.get("watched_step") for c in q4 if c.id == "Q4.training"), None) or {}
     wrong = wrong_tensors(watched.get("rel_error") or {})
-    if wrong:  # an ordinary step (lr 0.003, realistic weights) that is wrong: Q3.real_step's finding is not it
+    # A tensor right until now (at the probes and in the loop's first steps) but wrong in this ordinary step (lr
+    # 0.003, realistic weights): the step recognises the grader's calls, so Q3.real_step's finding is not it either.
+    fooled = [c for c in q3 if c.id.split(".")[-1] in wrong and c.status == "passed"]
+    if fooled:
         where = f"step {watched['step'] + 1} of the first epoch of your own training run (Q4), from the weights " \
                 "your loop had reached there,"
         q3 = withhold_credit(q3, {**wrong, "real_step": max(wrong.values())}, where)
