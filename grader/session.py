@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -74,17 +73,64 @@ class _JobRunner:
     def __call__(self, job: Job) -> dict[str, Any]:
         return grade_job(job, self.config)
 
+    def warm_up(self) -> None:
+        from grader.jobs import warm_up
 
-def _preparer(rubric: Rubric, mnist: Any, full: bool, folder: Path) -> Callable[[], None]:
-    """prepare(): cut MNIST to the rubric's sizes and write it in folder, once for every worker of the run."""
-    held = [mnist]
+        warm_up()
 
-    def prepare() -> None:
+
+class _PreparedData:
+    """The run's grading data: a cached entry if this MNIST file, rubric and grader prepared one before, else
+    MNIST validated now (raising MnistError before anything is graded or written) and cut once for every worker,
+    then kept for the next run (grader.data_cache)."""
+
+    def __init__(self, rubric: Rubric, mnist_path: str | None, full: bool):
+        from grader import data_cache
+        from reference.mnist import load_mnist, locate_mnist
+
+        self.rubric, self.mnist_path, self.full = rubric, mnist_path, full
+        file, self.source = locate_mnist(mnist_path)
+        self.key = self.entry = None
+        if file is not None and not full:  # --full's 60,000 float64 images are too big to keep
+            try:
+                self.key = data_cache.entry_key(file, rubric.sha256, full)
+            except OSError:
+                pass  # unreadable: load_mnist says why
+            self.entry = data_cache.cached_entry(self.key) if self.key else None
+        self.mnist = None if self.entry is not None else load_mnist(mnist_path)
+        if self.mnist is not None:
+            self.source = self.mnist.source
+        self._made: Path | None = None
+
+    def prepare(self, folder: Path) -> None:
+        """Fill folder (the workers' data folder) with links to the cached entry, or cut MNIST into it."""
+        from grader import data_cache
+
+        if self.entry is not None and data_cache.entry_is_whole(self.entry):
+            try:
+                for path in self.entry.iterdir():
+                    (folder / path.name).symlink_to(path)
+                return
+            except OSError:
+                for path in folder.iterdir():
+                    path.unlink()
+        if self.entry is not None:  # damaged by hand: prepared afresh
+            data_cache.forget_entry(self.entry)
+            self.entry = None
         from grader.data import prepare_data, save_data
+        from reference.mnist import load_mnist
 
-        save_data(prepare_data(rubric, held.pop(), full=full), folder)
+        mnist, self.mnist = self.mnist or load_mnist(self.mnist_path), None
+        save_data(prepare_data(self.rubric, mnist, full=self.full), folder)
+        self._made = folder if self.key is not None else None
 
-    return prepare
+    def keep(self) -> None:
+        """Copy the data prepared this run into the cache, for the next run (about 30 ms, after the grading)."""
+        from grader import data_cache
+
+        if self._made is not None and self.key is not None:
+            data_cache.store_entry(self.key, self._made)
+            self._made = None
 
 
 @dataclass
@@ -116,10 +162,9 @@ class GradingSession:
         what is complete written and `interrupted` set.
         """
         from grader.report.names import report_names
-        from reference.mnist import load_mnist
 
-        mnist = load_mnist(self.mnist_path)  # validated in full before anything is graded or written
-        data_source = mnist.source
+        data = _PreparedData(self.rubric, self.mnist_path, self.full)  # MNIST validated (or known) before anything
+        data_source = data.source
         out = self.out_dir.resolve() if self.out_dir is not None else None
         if out is not None:
             check_writable(out)
@@ -153,10 +198,9 @@ class GradingSession:
                 from grader.workers import run_in_workers
 
                 with tempfile.TemporaryDirectory(prefix=f"{lifetime.box_prefix()}data-") as data_dir:
-                    prepare = _preparer(self.rubric, mnist, self.full, Path(data_dir))
-                    del mnist  # the preparer holds it until the data is written, then lets it go
-                    run_in_workers(_JobRunner(replace(config, data_dir=data_dir)), todo, self.jobs, done,
-                                   progress.start, prepare=prepare)
+                    run_in_workers(_JobRunner(replace(config, data_dir=data_dir, data_source=data_source)),
+                                   todo, self.jobs, done, progress.start, prepare=lambda: data.prepare(Path(data_dir)))
+                    data.keep()
             else:
                 from grader.executors import run_on_dask
 

@@ -1,12 +1,20 @@
 """Shared test fixtures."""
 
+import atexit
 import copy
 import os
+import shutil
+import tempfile
 
 # Before numpy loads: one BLAS thread, as the grader's CLI and sandbox use. With several threads per process,
 # tests that run Dask workers and sandboxed children beside the grader can make tiny matrix products crawl.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+
+# The prepared-data cache (grader/data_cache.py) of this test run alone: no test sees a developer's cache.
+if "GRADER_CACHE_DIR" not in os.environ:
+    os.environ["GRADER_CACHE_DIR"] = tempfile.mkdtemp(prefix="grader-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["GRADER_CACHE_DIR"], True)
 
 import pytest  # noqa: E402 - after the BLAS settings above
 
