@@ -56,6 +56,25 @@ def code_digest() -> str:
     return digest.hexdigest()
 
 
+def lookup(mnist_path: str | None, rubric_sha256: str, full: bool) -> tuple[str | None, Path | None, str]:
+    """(the entry key of the MNIST file load_mnist reads, or None if it is not kept; that entry if whole, else None
+    (a damaged one is forgotten); the file's source in words)."""
+    from reference.mnist import locate_mnist
+
+    file, source = locate_mnist(mnist_path)
+    if file is None or full:  # TensorFlow downloads it; --full's 60,000 float64 images are too big to keep
+        return None, None, source
+    try:
+        key = entry_key(file, rubric_sha256, full)
+    except OSError:
+        return None, None, source  # unreadable: load_mnist says why
+    entry = cached_entry(key)
+    if entry is not None and not entry_is_whole(entry):
+        forget_entry(entry)  # damaged by hand: prepared afresh
+        entry = None
+    return key, entry, source
+
+
 def cached_entry(key: str) -> Path | None:
     """The complete entry named key, marked as just used, or None."""
     root = _usable_root()

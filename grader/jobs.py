@@ -39,12 +39,11 @@ _WORKER_STATE: dict[JobConfig, tuple[Rubric, Any]] = {}
 def _state(config: JobConfig) -> tuple[Rubric, Any]:
     """The rubric and grading data, loaded once per worker process (the data as the parent prepared it)."""
     if config not in _WORKER_STATE:
-        from grader.data import load_data, prepare_data
-        from reference.mnist import load_mnist
+        from grader.data import cached_data, load_data
 
         rubric = load_rubric(config.rubric_path)
         data = load_data(Path(config.data_dir)) if config.data_dir else \
-            prepare_data(rubric, load_mnist(config.mnist_path), full=config.full)
+            cached_data(rubric, config.mnist_path, full=config.full)
         if config.data_source:
             data = replace(data, source=config.data_source)
         _WORKER_STATE[config] = (rubric, data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -80,47 +81,36 @@ class _JobRunner:
 
 
 class _PreparedData:
-    """The run's grading data: a cached entry if this MNIST file, rubric and grader prepared one before, else
-    MNIST validated now (raising MnistError before anything is graded or written) and cut once for every worker,
-    then kept for the next run (grader.data_cache)."""
+    """The run's grading data: the cached entry if this MNIST file, rubric and grader prepared one before, else
+    MNIST validated (MnistError before any job is sent) and cut once for every worker, then kept for the next run
+    (grader.data_cache)."""
 
     def __init__(self, rubric: Rubric, mnist_path: str | None, full: bool):
         from grader import data_cache
-        from reference.mnist import load_mnist, locate_mnist
 
         self.rubric, self.mnist_path, self.full = rubric, mnist_path, full
-        file, self.source = locate_mnist(mnist_path)
-        self.key = self.entry = None
-        if file is not None and not full:  # --full's 60,000 float64 images are too big to keep
-            try:
-                self.key = data_cache.entry_key(file, rubric.sha256, full)
-            except OSError:
-                pass  # unreadable: load_mnist says why
-            self.entry = data_cache.cached_entry(self.key) if self.key else None
-        self.mnist = None if self.entry is not None else load_mnist(mnist_path)
-        if self.mnist is not None:
-            self.source = self.mnist.source
+        self.key, self.entry, self.source = data_cache.lookup(mnist_path, rubric.sha256, full)
+        self.mnist: Any = None
         self._made: Path | None = None
+
+    def validate(self) -> None:
+        """Load and validate MNIST now, unless a cached entry stands for it (raises MnistError)."""
+        from reference.mnist import load_mnist
+
+        if self.entry is None and self.mnist is None:
+            self.mnist = load_mnist(self.mnist_path)
+            self.source = self.mnist.source
 
     def prepare(self, folder: Path) -> None:
         """Fill folder (the workers' data folder) with links to the cached entry, or cut MNIST into it."""
-        from grader import data_cache
-
-        if self.entry is not None and data_cache.entry_is_whole(self.entry):
-            try:
-                for path in self.entry.iterdir():
-                    (folder / path.name).symlink_to(path)
-                return
-            except OSError:
-                for path in folder.iterdir():
-                    path.unlink()
-        if self.entry is not None:  # damaged by hand: prepared afresh
-            data_cache.forget_entry(self.entry)
-            self.entry = None
+        if self.entry is not None:
+            for path in self.entry.iterdir():
+                (folder / path.name).symlink_to(path)
+            return
         from grader.data import prepare_data, save_data
-        from reference.mnist import load_mnist
 
-        mnist, self.mnist = self.mnist or load_mnist(self.mnist_path), None
+        self.validate()
+        mnist, self.mnist = self.mnist, None
         save_data(prepare_data(self.rubric, mnist, full=self.full), folder)
         self._made = folder if self.key is not None else None
 
@@ -157,15 +147,27 @@ class GradingSession:
     def grade(self, paths: list[Path]) -> RunOutcome:
         """Grade every path (skipping up-to-date ones unless forced) and write the class outputs.
 
-        Checked first, before anything is graded or written: the MNIST file (MnistError) and that the output
-        folder can be written (OutputFolderError). Ctrl-C and SIGTERM (lifetime.Terminated) end the run with
-        what is complete written and `interrupted` set.
+        Checked before anything is graded or written: the MNIST file (MnistError; unless a cached entry stands for
+        it, it is validated while the workers start, before any job is sent) and that the output folder can be
+        written (OutputFolderError). Ctrl-C and SIGTERM (lifetime.Terminated) end the run with what is complete
+        written and `interrupted` set.
         """
+        from reference.mnist import MnistError
+
+        data = _PreparedData(self.rubric, self.mnist_path, self.full)
+        out = self.out_dir.resolve() if self.out_dir is not None else None
+        made = out is not None and not out.exists()
+        try:
+            return self._grade(paths, data, out)
+        except MnistError:
+            if made and out is not None:
+                with contextlib.suppress(OSError):
+                    out.rmdir()  # nothing was written: leave no empty folder behind either
+            raise
+
+    def _grade(self, paths: list[Path], data: _PreparedData, out: Path | None) -> RunOutcome:
         from grader.report.names import report_names
 
-        data = _PreparedData(self.rubric, self.mnist_path, self.full)  # MNIST validated (or known) before anything
-        data_source = data.source
-        out = self.out_dir.resolve() if self.out_dir is not None else None
         if out is not None:
             check_writable(out)
         lifetime.sweep()  # what dead graders left behind
@@ -184,6 +186,8 @@ class GradingSession:
                 results[job.path] = json.loads((out / f"{job.name}.json").read_text(encoding="utf-8"))
             else:
                 todo.append(job)
+        if not todo or self.executor != "local":
+            data.validate()  # no workers of ours to overlap it with
         progress = Progress(len(todo), enabled=self.progress)
 
         def done(job: Job, result: dict[str, Any]) -> None:
@@ -198,7 +202,8 @@ class GradingSession:
                 from grader.workers import run_in_workers
 
                 with tempfile.TemporaryDirectory(prefix=f"{lifetime.box_prefix()}data-") as data_dir:
-                    run_in_workers(_JobRunner(replace(config, data_dir=data_dir, data_source=data_source)),
+                    cached_source = data.source if data.entry is not None else None  # else save_data records it
+                    run_in_workers(_JobRunner(replace(config, data_dir=data_dir, data_source=cached_source)),
                                    todo, self.jobs, done, progress.start, prepare=lambda: data.prepare(Path(data_dir)))
                     data.keep()
             else:
@@ -211,7 +216,7 @@ class GradingSession:
             interrupted = exc.signum
         finally:
             progress.close()
-        return self._finish(jobs, results, out, len(todo), data_source, interrupted)
+        return self._finish(jobs, results, out, len(todo), data.source, interrupted)
 
     def _finish(self, jobs: list[Job], results: dict[Path, dict[str, Any]], out: Path | None, graded: int,
                 data_source: str, interrupted: int) -> RunOutcome:

@@ -34,6 +34,7 @@ SLOW_TESTS = {
     "tests/test_grading.py::test_a_step_that_is_right_only_when_probed_gets_no_backprop_credit": 22,  # 2 cases
     "tests/test_grading.py::test_a_rubric_can_make_the_handouts_signature_worth_points": 10,
     "tests/test_gradescope.py::test_with_several_files_the_homework_is_graded_and_the_choice_is_said": 9,
+    "tests/test_gradescope.py::test_setup_prepares_the_data_once_and_each_run_grades_from_it": 12,
     "tests/test_benchmarks.py::test_quick_run_writes_machine_load_and_both_sections": 7,  # `benchmarks --quick`
     "tests/test_benchmarks.py::test_quick_gradient_row_checked_all_parameters_to_the_tolerance": 0,  # the same run
     "tests/test_benchmarks.py::test_quick_training_rows_are_bit_identical_to_both_baselines": 0,  # the same run

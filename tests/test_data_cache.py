@@ -146,7 +146,7 @@ def test_a_second_run_grades_from_the_cache_as_the_first_did_and_a_damaged_entry
     assert data_cache.entry_is_whole(entries[0])
 
 
-def test_a_bad_mnist_is_never_cached(cache, tmp_path):
+def test_a_bad_mnist_is_never_cached_and_leaves_no_output_folder(cache, tmp_path):
     from reference.mnist import MnistError
 
     bad = tmp_path / "bad.npz"
@@ -154,3 +154,4 @@ def test_a_bad_mnist_is_never_cached(cache, tmp_path):
     with pytest.raises(MnistError, match="damaged or truncated"):
         _grade([ROOT / "reference" / "solution.py"], tmp_path / "out", bad)
     assert not cache.exists() or list(cache.iterdir()) == []
+    assert not (tmp_path / "out").exists()  # validated as the workers started: nothing written, no folder made
