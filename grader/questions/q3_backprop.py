@@ -16,6 +16,7 @@ from grader.checks.own_loop import (
     began_with_first_sample,
     first_step_errors,
     replaced_weights,
+    trajectory_errors,
     withhold_credit,
     wrong_tensors,
 )
@@ -25,7 +26,7 @@ from grader.data import GradingData
 from grader.gradients import probe_point
 from grader.questions.base import Context, Question
 from grader.results import CheckResult, GradientVerdict
-from grader.student import Params, Student
+from grader.student import Params, Student, StudentCodeError
 from reference import network
 
 TENSORS = ("W1", "b1", "W2", "b2", "W3", "b3")
@@ -40,13 +41,17 @@ def run(student: Student, ctx: Context) -> list[CheckResult]:
     (x, label), (x2, label2) = (data.train_images[0], int(data.train_labels[0])), data.probes[1]
     steps = [RealStep("the handout's initialisation", init, x, label),
              RealStep("weights after one epoch of training", data.trained, x2, label2)]
-    checks = results + [check_real_step(student, steps, SHARE,
-                                        probes_passed=all(v.ok for v in verdicts.values()))]
+    decay = {c.id.split(".")[-1]: c.details["weight_decay"] for c in results if "weight_decay" in c.details}
+    checks = results + [check_real_step(student, steps, SHARE, probes_passed=all(v.ok for v in verdicts.values()),
+                                        decay=decay or None)]
     checks, own_scale = _judge_own_input_scale(student, ctx, checks, steps)
     checks = _distrust_probes_if_real_step_fails(checks)
     loop = ctx.loop_check(student) if student.has("train_one_epoch") else None
+    if loop is not None and decay:
+        loop = replace(loop, details={**loop.details, "trajectory_rel_error": _trajectory_with_decay(student, ctx,
+                                                                                                      decay)})
     checks = _credit_only_what_the_own_loop_confirms(checks, [loop] if loop else [], ctx.own_loop(student)
-                                                     if loop else None, own_scale)
+                                                     if loop else None, own_scale, decay)
     ctx.gradients.update(_verdicts_agreeing_with(checks, ctx.gradients))
     if any(not v.ok for v in ctx.gradients.values()):
         ctx.figures.update(_gradient_figures(student, data, settings.seed, _named_probe(checks)))
@@ -87,6 +92,8 @@ def _distrust_probes_if_real_step_fails(checks: list[CheckResult]) -> list[Check
     real = by_id.get("Q3.real_step")
     tensors = [by_id.get(f"Q3.{t}") for t in ("W1", "b1", "W2", "b2", "W3", "b3")]
     if real is None or real.status != "failed" or not all(t is not None and t.status == "passed" for t in tensors):
+        return checks
+    if "weight_decay" in real.details:  # the step is the probes' step, decay included: it is charged there
         return checks
     note = ("Not credited: the gradient is right at the grader's probe points but an ordinary step is not "
             "(see 'one ordinary step'), so the probes do not show how your step trains.")
@@ -175,18 +182,30 @@ def _graded_on_own_forward(check: CheckResult, scale: float) -> CheckResult:
                             "against_handout": check.message})
 
 
+def _trajectory_with_decay(student: Student, ctx: Context, decay: dict[str, float]) -> dict[str, float]:
+    """Q4.loop's 20-step trajectory errors against the reference's steps with the student's L2 weight decay."""
+    run = ctx.loop_run(student)
+    if isinstance(run, StudentCodeError) or run.params is None:
+        return {}
+    q4 = ctx.settings["Q4"]
+    images, labels = ctx.data.train_images[: q4.loop_samples], ctx.data.train_labels[: q4.loop_samples]
+    return trajectory_errors(ctx.init, run.params, images, labels, q4.loop_learning_rate, decay)
+
+
 def _credit_only_what_the_own_loop_confirms(q3: list[CheckResult], q4: list[CheckResult], own: OwnLoopRun | None,
-                                            scale: float | None) -> list[CheckResult]:
+                                            scale: float | None, decay: dict[str, float] | None = None
+                                            ) -> list[CheckResult]:
     """Q3 tensors right at the probes but wrong in the steps of the student's own train_one_epoch: no credit.
 
     Only where the loop itself is sound (a loop that skips, scales or rescales is Q4's business) and the
-    student's network is the handout's (an own-scale network is judged at the probes only)."""
+    student's network is the handout's (an own-scale network is judged at the probes only). decay: the L2 weight
+    decay the probes found (name -> lambda), which the loop's steps are compared with too."""
     if scale is not None:
         return q3
     # A loop that trains other weights than it is given (it re-initialises them) is Q4.loop's finding: its first
     # step says nothing of the gradient then.
     if own is not None and began_with_first_sample(own) and not replaced_weights(own):
-        q3 = withhold_credit(q3, wrong_tensors(first_step_errors(own)), "the first step of your own "
+        q3 = withhold_credit(q3, wrong_tensors(first_step_errors(own, decay)), "the first step of your own "
                              "train_one_epoch (from the same kind of weights, on a full-length x_train)")
     loop = next((c for c in q4 if c.id == "Q4.loop"), None)
     tensors = [c for c in q3 if c.id.split(".")[-1] in ("W1", "b1", "W2", "b2", "W3", "b3")]
