@@ -20,6 +20,8 @@ MAX_SOURCE_BYTES = 5 * 1024 * 1024  # of code
 MAX_NOTEBOOK_BYTES = 200 * 1024 * 1024  # of a whole notebook: saved outputs (plots) can be large
 _MARKER = re.compile(r"^#\s*(In\s*\[[\d\s]*\]\s*:|%%)")
 _MAGIC = re.compile(r"^\s*[%!]")
+_TIMED = re.compile(r"^(\s*)%time\s+(\S.*)$")  # `%time stmt`: IPython runs stmt once (not %timeit)
+_HELP = re.compile(r"^\s*(\?{1,2}[\w.]+|[\w.]+(\(\))?\?{1,2})\s*$")  # `np.random.normal?`, `??len`: help
 _CONTINUATION = re.compile(r"^(else\b|elif\b|except\b|finally\b|case\b|[)\]}])")
 _MERGE_LOOKAHEAD = 12
 BODY_RUNNING_CELL_MAGICS = {"%%time", "%%capture"}
@@ -97,8 +99,9 @@ def _decode_python(raw: bytes) -> str:
 
 
 def strip_magics(source: str) -> str:
-    """Blank out IPython magics and shell lines (a whole `%%` cell included, except the body of %%time and
-    %%capture cells, which Jupyter runs as ordinary code), keeping the line count.
+    """Blank out IPython magics, shell lines and help lines (`obj?`), a whole `%%` cell included, keeping the line
+    count; the body of %%time and %%capture cells and the statement of a `%time` line, which IPython runs as
+    ordinary code, stay.
 
     A line starting with % or ! counts as a magic only where a statement could start (not inside
     brackets, a string or after a backslash), so `(a\n% b)` is left alone.
@@ -110,8 +113,9 @@ def strip_magics(source: str) -> str:
             return "\n" * (len(lines) - 1)
         lines[first] = ""  # %%time, %%capture: Jupyter runs the body in the notebook's namespace
     for i, line in enumerate(lines):
-        if _MAGIC.match(line) and _statement_starts_at(lines[:i]):
-            lines[i] = ""
+        if (_MAGIC.match(line) or _HELP.match(line)) and _statement_starts_at(lines[:i]):
+            timed = _TIMED.match(line)
+            lines[i] = timed.group(1) + timed.group(2) if timed else ""
     return "\n".join(lines)
 
 

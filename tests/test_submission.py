@@ -147,3 +147,10 @@ def test_a_notebook_made_large_by_saved_outputs_is_still_loaded(tmp_path):
     assert path.stat().st_size > 8 * 1024 * 1024
     loaded = load_submission(path)
     assert [c.source for c in loaded.cells] == ["weights = 1"]
+
+
+def test_help_lines_go_and_a_timed_statement_stays_as_ipython_runs_it():
+    cell = "np.random.normal?\nweights = [1]\n??len\n%time biases = [0]\n  %timeit f()\nx = a if b else c"
+    assert strip_magics(cell) == "\nweights = [1]\n\nbiases = [0]\n\nx = a if b else c"
+    assert strip_magics("for i in range(2):\n    %time y = i\n    x?") == "for i in range(2):\n    y = i\n"
+    assert strip_magics('s = """\nx?\n"""') == 's = """\nx?\n"""'  # inside a string: not a line of its own

@@ -37,13 +37,15 @@ def _visible_change(before: np.ndarray, change: np.ndarray) -> np.ndarray:
 
 def check_real_step(student: Student, steps: list[RealStep], points: float,
                     threshold: float = 1e-2, input_scale: float = 1.0, probes_passed: bool = False,
-                    decay: dict[str, float] | None = None) -> CheckResult:
+                    decay: dict[str, float] | None = None, loss_factor: float = 1.0) -> CheckResult:
     """Q3.real_step: at ordinary weights and the handout's learning rate, the step equals the reference's.
 
     The probes above use the grader's own weights and learning rates 1 and 1e-3; a step that behaves
     differently there than in training (say, one that recognises the probe) shows here. decay: the L2 weight
     decay the probes found in the step (name -> lambda); a step that is the reference's plus that decay fails
     here, once, with the decay named (details["weight_decay"]), and is no sign of a step that recognises probes.
+    loss_factor: for a student whose own loss is c times the handout's, its step is the reference's at c times
+    the rate (grader/questions/q3_backprop.py decides).
     """
     check_id, title = "Q3.real_step", "train_one_sample: one ordinary step (learning rate 0.003)"
     if not student.has("train_one_sample"):
@@ -58,7 +60,8 @@ def check_real_step(student: Student, steps: list[RealStep], points: float,
         except UnusableParams as exc:
             return CheckResult(check_id, title, "failed", 0.0, points, f"At {step.name}: unusable parameters: {exc}.")
         # input_scale: for a student whose own network divides the pixels (grader/grading.py decides)
-        expected = step_with_decay(step.params, step.x / input_scale, step.label, REAL_LEARNING_RATE, decay)
+        expected = step_with_decay(step.params, step.x / input_scale, step.label, REAL_LEARNING_RATE * loss_factor,
+                                   decay)
         for name in TENSOR_NAMES:
             before, want, got = (np.asarray(tensor(p, name), dtype=np.float64)
                                  for p in (step.params, expected, after))
@@ -76,8 +79,9 @@ def check_real_step(student: Student, steps: list[RealStep], points: float,
     if not problems and decay:
         return _decayed(check_id, title, points, decay, details)
     if not problems:
+        rate = "" if loss_factor == 1.0 else f" at {loss_factor:.4g} times the rate, as your loss is scaled"
         message = (f"One step from {' and from '.join(s.name for s in steps)} with learning rate 0.003 "
-                   f"matches the reference's step (largest e = {max(worst.values(), default=0.0):.2g}).")
+                   f"matches the reference's step{rate} (largest e = {max(worst.values(), default=0.0):.2g}).")
         return CheckResult(check_id, title, "passed", points, points, message, details=details)
     message = ("Your step at ordinary weights and the handout's learning rate differs from the reference's: "
                + "; ".join(problems[:4]) + (" (and more)" if len(problems) > 4 else "") + ".")

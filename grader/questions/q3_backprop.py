@@ -45,13 +45,19 @@ def run(student: Student, ctx: Context) -> list[CheckResult]:
     checks = results + [check_real_step(student, steps, SHARE, probes_passed=all(v.ok for v in verdicts.values()),
                                         decay=decay or None)]
     checks, own_scale = _judge_own_input_scale(student, ctx, checks, steps)
+    checks, loss_factor = _judge_own_loss_factor(student, ctx, checks, steps) if own_scale is None else (checks, None)
     checks = _distrust_probes_if_real_step_fails(checks)
     loop = ctx.loop_check(student) if student.has("train_one_epoch") else None
     if loop is not None and decay:
-        loop = replace(loop, details={**loop.details, "trajectory_rel_error": _trajectory_with_decay(student, ctx,
-                                                                                                      decay)})
-    checks = _credit_only_what_the_own_loop_confirms(checks, [loop] if loop else [], ctx.own_loop(student)
-                                                     if loop else None, own_scale, decay)
+        lr = ctx.settings["Q4"].loop_learning_rate
+        loop = replace(loop, details={**loop.details, "trajectory_rel_error": _trajectory(student, ctx, lr, decay)})
+    own = ctx.own_loop(student) if loop else None
+    if loss_factor is not None and loop is not None:
+        # a loss c times the handout's steps as the handout's loss does at c times the rate: compare so
+        lr = ctx.settings["Q4"].loop_learning_rate * loss_factor
+        loop = replace(loop, details={**loop.details, "trajectory_rel_error": _trajectory(student, ctx, lr, decay)})
+        own = replace(own, learning_rate=own.learning_rate * loss_factor) if own is not None else None
+    checks = _credit_only_what_the_own_loop_confirms(checks, [loop] if loop else [], own, own_scale, decay)
     ctx.gradients.update(_verdicts_agreeing_with(checks, ctx.gradients))
     if any(not v.ok for v in ctx.gradients.values()):
         ctx.figures.update(_gradient_figures(student, data, settings.seed, _named_probe(checks)))
@@ -182,14 +188,98 @@ def _graded_on_own_forward(check: CheckResult, scale: float) -> CheckResult:
                             "against_handout": check.message})
 
 
-def _trajectory_with_decay(student: Student, ctx: Context, decay: dict[str, float]) -> dict[str, float]:
-    """Q4.loop's 20-step trajectory errors against the reference's steps with the student's L2 weight decay."""
+def _trajectory(student: Student, ctx: Context, learning_rate: float,
+                decay: dict[str, float] | None) -> dict[str, float]:
+    """Q4.loop's 20-step trajectory errors against the reference's steps at learning_rate, with the student's L2
+    weight decay (name -> lambda) where Q3 found one."""
     run = ctx.loop_run(student)
     if isinstance(run, StudentCodeError) or run.params is None:
         return {}
     q4 = ctx.settings["Q4"]
     images, labels = ctx.data.train_images[: q4.loop_samples], ctx.data.train_labels[: q4.loop_samples]
-    return trajectory_errors(ctx.init, run.params, images, labels, q4.loop_learning_rate, decay)
+    return trajectory_errors(ctx.init, run.params, images, labels, learning_rate, decay or None)
+
+
+def _judge_own_loss_factor(student: Student, ctx: Context, checks: list[CheckResult], steps: list[RealStep]
+                           ) -> tuple[list[CheckResult], float | None]:
+    """A student whose whole gradient is c times the right one, where their own feed_forward_sample's loss is c
+    times the handout's (a mean over the 10 outputs: c = 0.1), backpropagates their own loss correctly: Q2 charges
+    the loss, Q3 grades the backprop of it (the tensors, and the ordinary step at c times the rate)."""
+    if not any(v.verdict == "wrong" for v in ctx.gradients.values()):
+        return checks, None
+    seed = ctx.settings["Q3"].seed
+    factor = _own_gradient_factor(student, ctx.data, seed)
+    forward = _forward_loss_factor(student, ctx.data, seed) if factor is not None else None
+    if factor is None or forward is None or abs(forward - factor) > 1e-6 * factor:
+        return checks, None
+    rejudged = check_real_step(student, steps, SHARE, probes_passed=True, loss_factor=factor)
+    if rejudged.status != "passed":
+        return checks, None
+    sentence = _loss_factor_sentence(factor)
+    checks = [rejudged if c.id == rejudged.id else _graded_on_own_loss(c, factor, sentence) for c in checks]
+    for name, v in list(ctx.gradients.items()):
+        ctx.gradients[name] = replace(v, ok=True, verdict="correct", diagnosis=sentence)
+    return checks, factor
+
+
+def _own_gradient_factor(student: Student, data: GradingData, seed: int) -> float | None:
+    """The one factor c (positive, not 1) with the student's whole implied gradient c times the right one to
+    1e-5 at two probe digits, or None."""
+    from grader.gradients import implied_gradient, least_squares_ratio, relative_error
+
+    found = []
+    for i, (x, label) in enumerate(data.probes[:2]):
+        params = probe_point(x, seed + i)
+        try:
+            implied = implied_gradient(params, student.train_one_sample(params, x, label, 1.0), 1.0)
+        except (StudentCodeError, ValueError, TypeError, IndexError):
+            return None
+        right = network.gradient(*params, x, label)
+        g = [np.asarray(t, dtype=np.float64) for t in implied[0] + implied[1]]
+        f = [np.asarray(t, dtype=np.float64) for t in right[0] + right[1]]
+        if any(a.shape != b.shape or not np.isfinite(a).all() for a, b in zip(g, f, strict=True)):
+            return None
+        c = least_squares_ratio(np.concatenate([a.ravel() for a in g]), np.concatenate([b.ravel() for b in f]))
+        if c is None or not c > 0 or abs(c - 1) < 1e-3:
+            return None
+        if not all(relative_error(a, c * b) <= 1e-5 for a, b in zip(g, f, strict=True)):
+            return None
+        found.append(c)
+    return found[0] if found and max(found) <= (1 + 1e-6) * min(found) else None
+
+
+def _forward_loss_factor(student: Student, data: GradingData, seed: int) -> float | None:
+    """The one factor c with the student's feed_forward_sample loss c times the handout's at two probe digits."""
+    found = []
+    for i, (x, label) in enumerate(data.probes[:2]):
+        params = probe_point(x, seed + i)
+        try:
+            loss, _ = student.feed_forward_sample(params, x, label)
+            loss = float(np.asarray(loss, dtype=np.float64).reshape(()))
+        except (StudentCodeError, ValueError, TypeError, IndexError):
+            return None
+        expected = float(network.loss(*params, x, label))
+        if not (np.isfinite(loss) and expected > 0):
+            return None
+        found.append(loss / expected)
+    return found[0] if found and max(found) <= (1 + 1e-6) * min(found) and found[0] > 0 else None
+
+
+def _loss_factor_sentence(factor: float) -> str:
+    from grader.checks.forward import loss_factor_words
+
+    return (f"Your gradient is right for your own loss, which is the handout's cross-entropy times {factor:.4g}: "
+            f"{loss_factor_words(factor)}. Every step is then that factor times the handout's; Q2 charges the "
+            "loss, and your backpropagation of it is right.")
+
+
+def _graded_on_own_loss(check: CheckResult, factor: float, sentence: str) -> CheckResult:
+    """A Q3 tensor check re-judged against the gradient of the student's own (scaled) loss."""
+    if check.id.split(".")[-1] not in TENSORS:
+        return check
+    return replace(check, status="passed", score=check.max_score, message=sentence, mistake_id=None, fix=None,
+                   details={**check.details, "graded_against": f"{factor:.6g} times the reference gradient",
+                            "against_handout": check.message})
 
 
 def _credit_only_what_the_own_loop_confirms(q3: list[CheckResult], q4: list[CheckResult], own: OwnLoopRun | None,
