@@ -11,6 +11,7 @@ import numpy as np
 
 from grader.checks.backprop import BackpropSettings, check_backprop
 from grader.checks.failures import SHARE
+from grader.checks.forward import loss_factor_words
 from grader.checks.own_loop import (
     OwnLoopRun,
     began_with_first_sample,
@@ -23,7 +24,7 @@ from grader.checks.own_loop import (
 from grader.checks.real_step import RealStep, check_real_step
 from grader.checks.signatures import check_signatures
 from grader.data import GradingData
-from grader.gradients import probe_point
+from grader.gradients import implied_gradient, least_squares_ratio, probe_point, relative_error
 from grader.questions.base import Context, Question
 from grader.results import CheckResult, GradientVerdict
 from grader.student import Params, Student, StudentCodeError
@@ -225,8 +226,6 @@ def _judge_own_loss_factor(student: Student, ctx: Context, checks: list[CheckRes
 def _own_gradient_factor(student: Student, data: GradingData, seed: int) -> float | None:
     """The one factor c (positive, not 1) with the student's whole implied gradient c times the right one to
     1e-5 at two probe digits, or None."""
-    from grader.gradients import implied_gradient, least_squares_ratio, relative_error
-
     found = []
     for i, (x, label) in enumerate(data.probes[:2]):
         params = probe_point(x, seed + i)
@@ -266,8 +265,6 @@ def _forward_loss_factor(student: Student, data: GradingData, seed: int) -> floa
 
 
 def _loss_factor_sentence(factor: float) -> str:
-    from grader.checks.forward import loss_factor_words
-
     return (f"Your gradient is right for your own loss, which is the handout's cross-entropy times {factor:.4g}: "
             f"{loss_factor_words(factor)}. Every step is then that factor times the handout's; Q2 charges the "
             "loss, and your backpropagation of it is right.")
