@@ -119,6 +119,7 @@ class Progress:
     def __init__(self, total: int, enabled: bool = True):
         from tqdm import tqdm
 
+        tqdm.monitor_interval = 0  # no monitor thread: grading workers are forked from this process
         self.bar = tqdm(total=total, unit="sub", disable=not enabled or total <= 1, dynamic_ncols=True)
         self.started = time.monotonic()
 

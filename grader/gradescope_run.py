@@ -131,12 +131,13 @@ def bundle_settings(bundle: Path | None) -> dict[str, str | None]:
 
 def grade_choice(path: Path, rubric_path: str | None, mnist_path: str | None, hide: Sequence[Path]) -> Any:
     """Grade one file with the rubric and MNIST given (the bundled sample when mnist_path is None)."""
-    from grader.grading import grade_submission, prepare_data
+    from grader.data import cached_data
+    from grader.grading import grade_submission
     from grader.rubric import load_rubric
-    from reference.mnist import load_mnist, sample_path
+    from reference.mnist import sample_path
 
     rubric = load_rubric(rubric_path)
-    data = prepare_data(rubric, load_mnist(mnist_path or sample_path()))
+    data = cached_data(rubric, mnist_path or str(sample_path()))  # setup.sh prepared it (--prepare)
     return grade_submission(path, rubric, data, name=path.stem, hide=[str(h) for h in hide])
 
 
@@ -188,11 +189,30 @@ def run(submission_dir: Path, results_dir: Path, *, rubric_path: str | None = No
     return results, failed
 
 
+def prepare(rubric_path: str | None, mnist_path: str | None, bundle: Path | None) -> int:
+    """Fill the prepared-data cache for this bundle's rubric and MNIST; 0 when kept there, 1 if it could not be."""
+    from grader import data_cache
+    from grader.data import cached_data
+    from grader.rubric import load_rubric
+    from reference.mnist import sample_path
+
+    settings = bundle_settings(bundle)
+    rubric = load_rubric(rubric_path or settings["rubric"])
+    mnist = mnist_path or settings["mnist"] or str(sample_path())
+    data = cached_data(rubric, mnist)
+    kept = data_cache.cached_entry(data_cache.entry_key(Path(mnist), rubric.sha256, False))
+    print(f"grading data prepared from {data.source}: " + (f"kept in {kept}" if kept else
+          "not kept (the cache folder cannot be written): each run prepares it"))
+    return 0 if kept else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m grader.gradescope_run",
                                 description="Grade a Gradescope submission folder and write results.json.")
-    p.add_argument("--submission", required=True, help="the folder Gradescope put the student's files in")
-    p.add_argument("--results", required=True, help="where results.json goes")
+    p.add_argument("--submission", help="the folder Gradescope put the student's files in")
+    p.add_argument("--results", help="where results.json goes")
+    p.add_argument("--prepare", action="store_true", help="only validate and cut MNIST into the grader's cache, "
+                   "once, when the image is built (setup.sh), so that no submission's run does it")
     p.add_argument("--bundle", default=None, help="the unpacked autograder bundle (its bundle.json names the "
                    "rubric and MNIST)")
     p.add_argument("--rubric", default=None, help="rubric.yaml (default: the bundle's, else the shipped one)")
@@ -201,7 +221,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    p = parser()
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.prepare:
+        return prepare(args.rubric, args.mnist, Path(args.bundle) if args.bundle else None)
+    if not (args.submission and args.results):
+        p.error("--submission and --results are required (or --prepare)")
     results, failed = run(Path(args.submission), Path(args.results), rubric_path=args.rubric,
                           mnist_path=args.mnist, bundle=Path(args.bundle) if args.bundle else None)
     print(results["output"])

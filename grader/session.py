@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -74,17 +74,53 @@ class _JobRunner:
     def __call__(self, job: Job) -> dict[str, Any]:
         return grade_job(job, self.config)
 
+    def warm_up(self) -> None:
+        from grader.jobs import warm_up
 
-def _preparer(rubric: Rubric, mnist: Any, full: bool, folder: Path) -> Callable[[], None]:
-    """prepare(): cut MNIST to the rubric's sizes and write it in folder, once for every worker of the run."""
-    held = [mnist]
+        warm_up()
 
-    def prepare() -> None:
+
+class _PreparedData:
+    """The run's grading data: the cached entry if this MNIST file, rubric and grader prepared one before, else
+    MNIST validated (MnistError before any job is sent) and cut once for every worker, then kept for the next run
+    (grader.data_cache)."""
+
+    def __init__(self, rubric: Rubric, mnist_path: str | None, full: bool):
+        from grader import data_cache
+
+        self.rubric, self.mnist_path, self.full = rubric, mnist_path, full
+        self.key, self.entry, self.source = data_cache.lookup(mnist_path, rubric.sha256, full)
+        self.mnist: Any = None
+        self._made: Path | None = None
+
+    def validate(self) -> None:
+        """Load and validate MNIST now, unless a cached entry stands for it (raises MnistError)."""
+        from reference.mnist import load_mnist
+
+        if self.entry is None and self.mnist is None:
+            self.mnist = load_mnist(self.mnist_path)
+            self.source = self.mnist.source
+
+    def prepare(self, folder: Path) -> None:
+        """Fill folder (the workers' data folder) with links to the cached entry, or cut MNIST into it."""
+        if self.entry is not None:
+            for path in self.entry.iterdir():
+                (folder / path.name).symlink_to(path)
+            return
         from grader.data import prepare_data, save_data
 
-        save_data(prepare_data(rubric, held.pop(), full=full), folder)
+        self.validate()
+        mnist, self.mnist = self.mnist, None
+        save_data(prepare_data(self.rubric, mnist, full=self.full), folder)
+        self._made = folder if self.key is not None else None
 
-    return prepare
+    def keep(self) -> None:
+        """Copy the data prepared this run into the cache, for the next run (about 30 ms, after the grading)."""
+        from grader import data_cache
+
+        if self._made is not None and self.key is not None:
+            data_cache.store_entry(self.key, self._made)
+            self._made = None
 
 
 @dataclass
@@ -111,22 +147,36 @@ class GradingSession:
     def grade(self, paths: list[Path]) -> RunOutcome:
         """Grade every path (skipping up-to-date ones unless forced) and write the class outputs.
 
-        Checked first, before anything is graded or written: the MNIST file (MnistError) and that the output
-        folder can be written (OutputFolderError). Ctrl-C and SIGTERM (lifetime.Terminated) end the run with
-        what is complete written and `interrupted` set.
+        Checked before anything is graded or written: the MNIST file (MnistError; unless a cached entry stands for
+        it, it is validated while the workers start, before any job is sent) and that the output folder can be
+        written (OutputFolderError). Ctrl-C and SIGTERM (lifetime.Terminated) end the run with what is complete
+        written and `interrupted` set.
         """
-        from grader.report.names import report_names
-        from reference.mnist import load_mnist
+        from reference.mnist import MnistError
 
-        mnist = load_mnist(self.mnist_path)  # validated in full before anything is graded or written
-        data_source = mnist.source
+        data = _PreparedData(self.rubric, self.mnist_path, self.full)
         out = self.out_dir.resolve() if self.out_dir is not None else None
+        made = out is not None and not out.exists()
+        try:
+            return self._grade(paths, data, out)
+        except MnistError:
+            if made and out is not None:
+                with contextlib.suppress(OSError):
+                    out.rmdir()  # nothing was written: leave no empty folder behind either
+            raise
+
+    def _grade(self, paths: list[Path], data: _PreparedData, out: Path | None) -> RunOutcome:
+        from grader.report.names import report_names
+
         if out is not None:
             check_writable(out)
         lifetime.sweep()  # what dead graders left behind
         names = report_names(paths, out)
         options = {"full": self.full, "visible_only": self.visible_only, "mnist": self.mnist_path or ""}
-        jobs = [Job(p, names[str(p)], cache_key(p, self.rubric.sha256, __version__,
+        from grader.data_cache import code_digest
+
+        build = f"{__version__}+{code_digest()[:16]}"  # a changed grader re-grades, whatever its version says
+        jobs = [Job(p, names[str(p)], cache_key(p, self.rubric.sha256, build,
                                                 self._options(options, p, names[str(p)]))) for p in paths]
         hide = tuple(sorted({str(p.parent) for p in paths} | ({str(out)} if out else set())
                             | ({str(Path(self.mnist_path).resolve())} if self.mnist_path else set())))
@@ -139,6 +189,8 @@ class GradingSession:
                 results[job.path] = json.loads((out / f"{job.name}.json").read_text(encoding="utf-8"))
             else:
                 todo.append(job)
+        if not todo or self.executor != "local":
+            data.validate()  # no workers of ours to overlap it with
         progress = Progress(len(todo), enabled=self.progress)
 
         def done(job: Job, result: dict[str, Any]) -> None:
@@ -153,10 +205,10 @@ class GradingSession:
                 from grader.workers import run_in_workers
 
                 with tempfile.TemporaryDirectory(prefix=f"{lifetime.box_prefix()}data-") as data_dir:
-                    prepare = _preparer(self.rubric, mnist, self.full, Path(data_dir))
-                    del mnist  # the preparer holds it until the data is written, then lets it go
-                    run_in_workers(_JobRunner(replace(config, data_dir=data_dir)), todo, self.jobs, done,
-                                   progress.start, prepare=prepare)
+                    cached_source = data.source if data.entry is not None else None  # else save_data records it
+                    run_in_workers(_JobRunner(replace(config, data_dir=data_dir, data_source=cached_source)),
+                                   todo, self.jobs, done, progress.start, prepare=lambda: data.prepare(Path(data_dir)))
+                    data.keep()
             else:
                 from grader.executors import run_on_dask
 
@@ -167,7 +219,7 @@ class GradingSession:
             interrupted = exc.signum
         finally:
             progress.close()
-        return self._finish(jobs, results, out, len(todo), data_source, interrupted)
+        return self._finish(jobs, results, out, len(todo), data.source, interrupted)
 
     def _finish(self, jobs: list[Job], results: dict[Path, dict[str, Any]], out: Path | None, graded: int,
                 data_source: str, interrupted: int) -> RunOutcome:

@@ -20,6 +20,7 @@ from reference.network import flatten_images
 
 KEYS: tuple[str, ...] = ("x_train", "y_train", "x_test", "y_test")
 ENV_VAR = "MNIST_PATH"
+TENSORFLOW_SOURCE = "tensorflow tf.keras.datasets.mnist.load_data()"
 
 
 class MnistError(ValueError):
@@ -61,24 +62,32 @@ def keras_cache_path() -> Path:
     return Path.home() / ".keras" / "datasets" / "mnist.npz"
 
 
-def load_mnist(path: str | Path | None = None, *, use_tensorflow: bool = True) -> Mnist:
-    """Load MNIST from the first available source (see the module docstring) and validate it."""
+def locate_mnist(path: str | Path | None = None, *, use_tensorflow: bool = True) -> tuple[Path | None, str]:
+    """(the npz file `load_mnist` reads, its source in words); the file is None when TensorFlow must download it."""
     if path is not None:
-        return read_npz(path, source=f"explicit path {path}")
+        return Path(path), f"explicit path {path}"
     env = os.environ.get(ENV_VAR)
     if env:
-        return read_npz(env, source=f"${ENV_VAR}={env}")
+        return Path(env), f"${ENV_VAR}={env}"
     cache = keras_cache_path()
     if cache.is_file():
-        return read_npz(cache, source=f"keras cache {cache}")
-    tf_failure = ""
+        return cache, f"keras cache {cache}"
     if use_tensorflow and importlib.util.find_spec("tensorflow") is not None:
-        try:
-            return _load_with_tensorflow()
-        except MnistError:
-            raise
-        except Exception as exc:  # offline, or a broken install: the bundled sample still works
-            tf_failure = f" (tensorflow's download failed: {type(exc).__name__}: {exc})"
+        return None, TENSORFLOW_SOURCE
+    return sample_path(), f"bundled sample {sample_path()}"
+
+
+def load_mnist(path: str | Path | None = None, *, use_tensorflow: bool = True) -> Mnist:
+    """Load MNIST from the first available source (see the module docstring) and validate it."""
+    file, source = locate_mnist(path, use_tensorflow=use_tensorflow)
+    if file is not None:
+        return read_npz(file, source=source)
+    try:
+        return _load_with_tensorflow()
+    except MnistError:
+        raise
+    except Exception as exc:  # offline, or a broken install: the bundled sample still works
+        tf_failure = f" (tensorflow's download failed: {type(exc).__name__}: {exc})"
     return read_npz(sample_path(), source=f"bundled sample {sample_path()}{tf_failure}")
 
 
@@ -200,5 +209,4 @@ def _load_with_tensorflow() -> Mnist:
 
     (x_train, y_train), (x_test, y_test) = tf.keras.datasets.mnist.load_data()
     arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
-    source = "tensorflow tf.keras.datasets.mnist.load_data()"
-    return validate(arrays, source=source, where="tensorflow's MNIST")
+    return validate(arrays, source=TENSORFLOW_SOURCE, where="tensorflow's MNIST")

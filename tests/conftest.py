@@ -1,12 +1,20 @@
 """Shared test fixtures."""
 
+import atexit
 import copy
 import os
+import shutil
+import tempfile
 
 # Before numpy loads: one BLAS thread, as the grader's CLI and sandbox use. With several threads per process,
 # tests that run Dask workers and sandboxed children beside the grader can make tiny matrix products crawl.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+
+# The prepared-data cache (grader/data_cache.py) of this test run alone: no test sees a developer's cache.
+if "GRADER_CACHE_DIR" not in os.environ:
+    os.environ["GRADER_CACHE_DIR"] = tempfile.mkdtemp(prefix="grader-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["GRADER_CACHE_DIR"], True)
 
 import pytest  # noqa: E402 - after the BLAS settings above
 
@@ -26,6 +34,7 @@ SLOW_TESTS = {
     "tests/test_grading.py::test_a_step_that_is_right_only_when_probed_gets_no_backprop_credit": 22,  # 2 cases
     "tests/test_grading.py::test_a_rubric_can_make_the_handouts_signature_worth_points": 10,
     "tests/test_gradescope.py::test_with_several_files_the_homework_is_graded_and_the_choice_is_said": 9,
+    "tests/test_gradescope.py::test_setup_prepares_the_data_once_and_each_run_grades_from_it": 12,
     "tests/test_benchmarks.py::test_quick_run_writes_machine_load_and_both_sections": 7,  # `benchmarks --quick`
     "tests/test_benchmarks.py::test_quick_gradient_row_checked_all_parameters_to_the_tolerance": 0,  # the same run
     "tests/test_benchmarks.py::test_quick_training_rows_are_bit_identical_to_both_baselines": 0,  # the same run

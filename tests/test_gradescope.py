@@ -233,3 +233,29 @@ def test_bundled_source_installs_with_its_data_and_grades(bundle: Path, tmp_path
     assert proc.returncode == 0, proc.stderr
     assert_valid(results)
     assert results["score"] == pytest.approx(graded_by_cli(SOLUTION, tmp_path / "cli")["score"])
+
+
+def test_setup_prepares_the_data_once_and_each_run_grades_from_it(bundle: Path, tmp_path: Path) -> None:
+    """setup.sh's `gradescope_run --prepare` fills the cache; a run then maps that data instead of cutting MNIST."""
+    root = autograder_root(bundle, tmp_path / "autograder", {"kv2154.py": KV2154})
+    cache = tmp_path / "cache"
+    env = {**os.environ, "GRADER_CACHE_DIR": str(cache)}
+    prepared = subprocess.run([sys.executable, "-m", "grader.gradescope_run", "--bundle", str(root / "source"),
+                               "--prepare"], env=env, capture_output=True, text=True, timeout=300)
+    assert prepared.returncode == 0, prepared.stderr
+    entries = list(cache.iterdir())
+    assert len(entries) == 1 and f"kept in {entries[0]}" in prepared.stdout
+    written = {p.name: p.stat().st_mtime_ns for p in entries[0].iterdir()}
+    proc, results = run_autograder(root, GRADER_CACHE_DIR=str(cache))
+    assert proc.returncode == 0, proc.stderr
+    assert results["score"] == pytest.approx(graded_by_cli(KV2154, tmp_path / "cli")["score"])
+    assert list(cache.iterdir()) == entries
+    assert {p.name: p.stat().st_mtime_ns for p in entries[0].iterdir()} == written
+
+
+def test_prepare_needs_no_submission_but_grading_does(tmp_path: Path) -> None:
+    from grader.gradescope_run import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--results", str(tmp_path)])
+    assert exit_info.value.code == 2

@@ -509,6 +509,26 @@ def test_other_submissions_beside_this_one_are_invisible(tmp_path, engine):
         assert box.get(["seen"])["seen"] == "FileNotFoundError"
 
 
+@needs_root
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_prepared_data_cache_is_invisible(tmp_path, monkeypatch, engine):
+    import shutil
+    import uuid
+
+    cache = Path("/var/cache") / f"grader-test-{uuid.uuid4().hex[:12]}"  # outside the always-hidden roots
+    (cache / "entry").mkdir(parents=True)
+    (cache / "entry" / "index.json").write_text("{}")
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(cache))
+    source = f"import os\ntry:\n    seen = os.listdir({str(cache)!r})\nexcept OSError as e:\n" \
+             "    seen = type(e).__name__\n"
+    try:
+        with Sandbox(submission_of(tmp_path, source), None, FAST, engine=engine) as box:
+            box.run_cells()
+            assert box.get(["seen"])["seen"] in ("FileNotFoundError", "PermissionError", [])
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
 def test_a_student_who_loads_mnist_npz_from_the_working_folder_gets_the_graders_images(tmp_path, data):
     source = ("import numpy as np\n"
               "with np.load('mnist.npz') as f:\n"

@@ -64,15 +64,20 @@ def isolation_tools() -> dict[str, str | None]:
 
 
 def grader_paths() -> list[Path]:
-    """The grader's own package dirs (grader/, reference/) and the project dir holding them, if separate."""
+    """The grader's own package dirs (grader/, reference/), the project dir holding them, if separate, and the
+    prepared-data cache."""
     import grader
     import reference
+    from grader.data_cache import cache_root
 
     packages = [Path(grader.__file__).resolve().parent, Path(reference.__file__).resolve().parent]
     paths = list(packages)
     project = packages[0].parent
     if not any(_within(k, project) for k in python_paths()):
         paths.append(project)
+    cache = cache_root()
+    if cache is not None and not any(_within(k, cache) for k in python_paths()):
+        paths.append(cache)
     return paths
 
 
