@@ -295,6 +295,65 @@ def diagnose(name: str, student_grads: Params, params: Params, x: np.ndarray, la
     return min(plausible, key=lambda d: (d.mistake not in rate_ids, d.rel_error), default=None)
 
 
+MAX_DECAY = 1.0  # a larger lambda is no regulariser: it would shrink every weight to nothing within a few steps
+
+
+@dataclass(frozen=True)
+class WeightDecay:
+    """An L2 weight decay found in a step: g = c * f + decay * theta (c = 1, or 1 - learning_rate * decay when
+    the step multiplies the tensor by 1 - learning_rate * decay after the gradient step)."""
+
+    decay: float
+    factor: float
+
+    def remove(self, g: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """The gradient the step used, the decay taken out: (g - decay * theta) / factor."""
+        return (g - self.decay * theta) / self.factor
+
+
+def weight_decay(g: np.ndarray, f: np.ndarray, theta: np.ndarray, learning_rate: float,
+                 policy: GradientPolicy = DEFAULT_POLICY) -> WeightDecay | None:
+    """The L2 weight decay that explains a step's implied gradient g, or None.
+
+    g: the implied gradient of one tensor, f: the right one, theta: the tensor before the step (same shapes).
+    Found when g is not f (e above float64 rounding) and c * f + decay * theta is, to policy.correct and ten times
+    closer than f: 0 < decay <= MAX_DECAY, and c = 1 (W -= lr * (dW + decay * W)) or c = 1 - lr * decay
+    (W -= lr * dW, then W *= 1 - lr * decay), by least squares.
+    """
+    g, f, theta = (np.asarray(a, dtype=np.float64) for a in (g, f, theta))
+    if not g.shape == f.shape == theta.shape or not np.isfinite(g).all() or not theta.any():
+        return None
+    e_plain = relative_error(g, f)
+    if e_plain <= policy.float64:
+        return None
+    basis = np.stack([f.ravel(), theta.ravel()], axis=1)
+    (c, decay), *_ = np.linalg.lstsq(basis, g.ravel(), rcond=None)
+    c, decay = float(c), float(decay)
+    if not 0.0 < decay <= MAX_DECAY or abs(c - 1.0) > max(1e-6, 1.01 * learning_rate * decay):
+        return None
+    e_fit = relative_error(g, c * f + decay * theta)
+    return WeightDecay(decay, c) if e_fit <= min(policy.correct, 0.1 * e_plain) else None
+
+
+def step_with_decay(params: Params, x: np.ndarray, label: int, learning_rate: float,
+                    decay: dict[str, float] | None = None) -> Params:
+    """The reference's SGD step from params, each tensor named in decay (name -> lambda) moved by a further
+    learning_rate * lambda * its value (the L2 weight decay a student's step adds)."""
+    weights, biases = network.sgd_step(params[0], params[1], x, label, learning_rate)
+    for name, lam in (decay or {}).items():
+        stepped = weights if name[0] == "W" else biases
+        layer = int(name[1]) - 1
+        stepped[layer] = stepped[layer] - learning_rate * lam * np.asarray(tensor(params, name), dtype=np.float64)
+    return weights, biases
+
+
+def weight_decay_sentence(name: str, decay: float) -> str:
+    """What a step with L2 weight decay on tensor name does, and the handout's step instead."""
+    return (f"{name}: your step adds L2 weight decay: it moves {name} by learning_rate * (d{name} + {decay:.3g} * "
+            f"{name}); the gradient d{name} itself matches. The handout's step is plain SGD on the cross-entropy "
+            f"loss: {name} -= learning_rate * d{name}.")
+
+
 def _weights_match(bias_name: str, student_grads: Params, mistaken: Params, tolerance: float = 1e-5) -> bool:
     """Whether the student's dW_k equals the mistaken pass's dW_k, whose delta keeps the factor db_k lacks."""
     w = "W" + bias_name[1]

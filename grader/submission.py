@@ -20,6 +20,8 @@ MAX_SOURCE_BYTES = 5 * 1024 * 1024  # of code
 MAX_NOTEBOOK_BYTES = 200 * 1024 * 1024  # of a whole notebook: saved outputs (plots) can be large
 _MARKER = re.compile(r"^#\s*(In\s*\[[\d\s]*\]\s*:|%%)")
 _MAGIC = re.compile(r"^\s*[%!]")
+_TIMED = re.compile(r"^(\s*)%time\s+(\S.*)$")  # `%time stmt`: IPython runs stmt once (not %timeit)
+_HELP = re.compile(r"^\s*(\?{1,2}[\w.]+|[\w.]+(\(\))?\?{1,2})\s*$")  # `np.random.normal?`, `??len`: help
 _CONTINUATION = re.compile(r"^(else\b|elif\b|except\b|finally\b|case\b|[)\]}])")
 _MERGE_LOOKAHEAD = 12
 BODY_RUNNING_CELL_MAGICS = {"%%time", "%%capture"}
@@ -97,8 +99,9 @@ def _decode_python(raw: bytes) -> str:
 
 
 def strip_magics(source: str) -> str:
-    """Blank out IPython magics and shell lines (a whole `%%` cell included, except the body of %%time and
-    %%capture cells, which Jupyter runs as ordinary code), keeping the line count.
+    """Blank out IPython magics, shell lines and help lines (`obj?`), a whole `%%` cell included, keeping the line
+    count; the body of %%time and %%capture cells and the statement of a `%time` line, which IPython runs as
+    ordinary code, stay.
 
     A line starting with % or ! counts as a magic only where a statement could start (not inside
     brackets, a string or after a backslash), so `(a\n% b)` is left alone.
@@ -114,10 +117,10 @@ def strip_magics(source: str) -> str:
 
 
 def _blank_magic_lines(lines: list[str]) -> None:
-    """Blank each magic line where a statement could start (the code before it complete: no open bracket, string
-    or continuation), deciding line by line as one tokenizer reads them, so that a blanked line no longer opens a
-    bracket for the next. One pass: tokenizing the code before each magic line again was quadratic (a 120 KB file
-    of magic lines held a grading worker for many minutes)."""
+    """Blank each magic or help line (keeping a `%time` line's statement) where a statement could start (the code
+    before it complete: no open bracket, string or continuation), deciding line by line as one tokenizer reads
+    them, so that a changed line is what the next is read after. One pass: tokenizing the code before each magic
+    line again was quadratic (a 120 KB file of magic lines held a grading worker for many minutes)."""
     ended: set[int] = set()  # rows (1-based) ended by a NEWLINE or NL token
     depth = 0  # brackets open; below 0 after a stray closer, when the tokenizer treats later lines as continued
     broken = False  # bad indentation stopped the tokenizer: from there on every line may start a statement
@@ -129,8 +132,10 @@ def _blank_magic_lines(lines: list[str]) -> None:
             return ""
         i = position
         position += 1
-        if (broken or i == 0 or (i in ended and depth == 0)) and _MAGIC.match(lines[i]):
-            lines[i] = ""
+        line = lines[i]
+        if (broken or i == 0 or (i in ended and depth == 0)) and (_MAGIC.match(line) or _HELP.match(line)):
+            timed = _TIMED.match(line)
+            lines[i] = timed.group(1) + timed.group(2) if timed else ""
         return lines[i] + "\n"
 
     try:

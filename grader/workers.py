@@ -64,13 +64,18 @@ def _start_method() -> str:
 
 
 def _warm_up(fn: Callable[[Job], dict[str, Any]]) -> None:
-    """fn.warm_up(), if it has one, while the parent prepares the data: a failure here shows on the first job."""
+    """fn.warm_up(), if it has one, on a thread: the first job starts at once, and what it imports meanwhile
+    waits for the thread's import of the same module. A failure here shows on the first job."""
     warm_up = getattr(fn, "warm_up", None)
-    if warm_up is not None:
+
+    def run() -> None:
         try:
             warm_up()
         except Exception:  # noqa: BLE001, S110 - the job imports the same and reports the failure there
             pass
+
+    if warm_up is not None:
+        threading.Thread(target=run, name="warm-up", daemon=True).start()
 
 
 def death_of(process: Any) -> str:

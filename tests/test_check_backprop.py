@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from grader.checks.backprop import BackpropSettings, check_backprop
-from grader.gradients import probe_samples
+from grader.checks.real_step import RealStep, check_real_step
+from grader.gradients import probe_point, probe_samples
 from grader.results import RunError
 from grader.student import InProcessStudent, StudentCodeError
 from reference import network
@@ -49,7 +50,7 @@ def softmax(z):
 def student_step(params, x, label, lr, *, dtype=np.float64, derivative=("z", "z"), bias_skips=(),
                  output="p-y", sign=1.0, w2_input="a1", transpose_w2=False, rate="once",
                  update_inside_loop=False, frozen_bias=(), scale=1.0, touch_all_rows=False, noise=False,
-                 w3_error=0.0):
+                 w3_error=0.0, decay=0.0):
     """A from-scratch student's train_one_sample, with one knob per known mistake (defaults are right).
 
     derivative[k]: what layer k+1's delta is multiplied by: "z" dsigmoid(z), "a" dsigmoid(a), "none".
@@ -89,7 +90,7 @@ def student_step(params, x, label, lr, *, dtype=np.float64, derivative=("z", "z"
         grads_w[1] = grads_w[1].T
     grads_w[2] = grads_w[2] * (1 + w3_error * np.cos(np.arange(grads_w[2].size))).reshape(grads_w[2].shape)
     factor = {"once": lr, "ignored": 0.003, "twice": lr * lr}[rate] * scale
-    new_w = [w if update_inside_loop else w - factor * g for w, g in zip(weights, grads_w, strict=True)]
+    new_w = [w if update_inside_loop else w - factor * (g + decay * w) for w, g in zip(weights, grads_w, strict=True)]
     new_b = [b if k + 1 in frozen_bias else b - factor * g
              for k, (b, g) in enumerate(zip(biases, grads_b, strict=True))]
     if touch_all_rows:
@@ -265,6 +266,51 @@ def test_weight_decay_on_zero_pixel_rows_is_flagged(samples):
     results, _ = grade(partial(student_step, touch_all_rows=True), samples)
     assert results["Q3.zero_pixels"].status == "failed"
     assert "though pixel" in results["Q3.zero_pixels"].message
+
+
+def test_l2_weight_decay_is_taken_out_of_the_gradient_and_named_not_graded_by_its_size(samples):
+    # W -= lr * (dW + 1e-3 * W): e is 1e-6 for W1 (looked like float32), 1e-2 for W2 (wrong), 1e-3 for W3 (half)
+    results, verdicts = grade(partial(student_step, decay=1e-3), samples)
+    for name in ("W1", "W2", "W3"):
+        assert results[f"Q3.{name}"].status == "passed", results[f"Q3.{name}"].message
+        assert results[f"Q3.{name}"].details["weight_decay"] == pytest.approx(1e-3, rel=1e-3)
+        assert results[f"Q3.{name}"].mistake_id == "weight_decay"
+        assert verdicts[name].verdict == "correct" and "weight decay" in verdicts[name].diagnosis
+    for name in ("b1", "b2", "b3"):
+        assert "weight_decay" not in results[f"Q3.{name}"].details
+
+
+def test_weight_decay_applied_after_the_step_is_found_too(samples):
+    # W -= lr * dW; W *= 1 - lr * lambda (the implied gradient is (1 - lr * lambda) dW + lambda W)
+    def step(params, x, label, lr):
+        weights, biases = network.sgd_step(params[0], params[1], x, label, lr)
+        return [w * (1 - lr * 5e-3) for w in weights], biases
+
+    results, verdicts = grade(step, samples)
+    assert all(verdicts[n].ok for n in TENSORS), [results[f"Q3.{n}"].message for n in TENSORS]
+    assert results["Q3.W2"].details["weight_decay"] == pytest.approx(5e-3, rel=1e-3)
+
+
+def test_a_real_bug_is_not_taken_for_weight_decay(samples):
+    results, verdicts = grade(partial(student_step, derivative=("a", "a"), decay=1e-3), samples)
+    assert not verdicts["W1"].ok and not verdicts["W2"].ok
+    assert all("weight_decay" not in results[f"Q3.{n}"].details for n in ("W1", "W2"))
+
+
+def test_real_step_charges_weight_decay_once_and_names_it(samples):
+    (x, label), (x2, label2) = samples[0], samples[1]
+    steps = [RealStep("the handout's initialisation", network.init_params(), np.asarray(x, float).ravel(), label),
+             RealStep("probe weights", probe_point(x2, 3), np.asarray(x2, float).ravel(), label2)]
+    student = InProcessStudent(step=partial(student_step, decay=1e-3))
+    decay = {"W1": 1e-3, "W2": 1e-3, "W3": 1e-3}
+    charged = check_real_step(student, steps, 1.0, decay=decay)
+    assert charged.status == "failed" and charged.mistake_id == "weight_decay"
+    assert "weight decay" in charged.message and "lambda = 0.001" in charged.message
+    assert charged.details["weight_decay"] == decay
+    right = check_real_step(InProcessStudent(step=reference_step), steps, 1.0)
+    assert right.status == "passed"
+    other = check_real_step(InProcessStudent(step=partial(student_step, decay=1e-1)), steps, 1.0, decay=decay)
+    assert other.status == "failed" and other.mistake_id is None  # not the decay found: an ordinary failure
 
 
 def test_a_random_step_fails_determinism(samples):

@@ -225,3 +225,44 @@ def test_zero_weights_filled_later_are_the_initialisation_but_zero_weights_train
     assert all(drawn[f"Q1.{w}.distribution"].status == "passed" for w in ("W1", "W2", "W3"))
     zero = checks_of(grade_submission(tmp_path / "never_drawn.py", rubric, data))
     assert "zeros" in zero["Q1.W1.distribution"].message and zero["Q1.W1.distribution"].score == 0
+
+
+def test_a_loss_scaled_consistently_is_charged_once_in_q2_and_an_inconsistent_gradient_is_not(tmp_path, rubric,
+                                                                                                data):
+    # np.mean over the 10 outputs in the loss and its backprop (delta3 = (p - y) / 10): the backprop is right for
+    # the student's own loss; the same backprop under the handout's summed loss is a gradient a tenth too small
+    source = (ROOT / "tests/fixtures/wild4/mean_loss_scaled.py").read_text()
+    mean = "return -np.mean(y * np.log(yHat))"
+    assert mean in source
+    (tmp_path / "summed_loss.py").write_text(source.replace(mean, "return -np.sum(y * np.log(yHat))"))
+    consistent = grade_submission(ROOT / "tests/fixtures/wild4/mean_loss_scaled.py", rubric, data)
+    checks = checks_of(consistent)
+    assert "times 0.1" in checks["Q2.loss"].message and checks["Q2.loss"].mistake_id == "loss_scaled_by_constant"
+    assert all(checks[f"Q3.{n}"].status == "passed" and "your own loss" in checks[f"Q3.{n}"].message
+               for n in ("W1", "b1", "W2", "b2", "W3", "b3"))
+    assert checks["Q3.real_step"].status == "passed" and "0.1 times the rate" in checks["Q3.real_step"].message
+    assert all(v.ok and v.verdict == "correct" for v in consistent.gradients.values())
+    inconsistent = checks_of(grade_submission(tmp_path / "summed_loss.py", rubric, data))
+    assert inconsistent["Q2.loss"].status == "passed"
+    assert all(inconsistent[f"Q3.{n}"].score == 0 and "divided by 10" in inconsistent[f"Q3.{n}"].message
+               for n in ("W1", "b1", "W2", "b2", "W3", "b3"))
+
+
+def test_a_dataset_function_that_returns_its_figures_is_read_from_what_it_returns(tmp_path, rubric, data):
+    source = (ROOT / "tests/fixtures/wild4/dataset_returns_figures.py").read_text()
+    returned = "return np.average(losses), 100 * correct_guesses / y.shape[0]"
+    assert returned in source
+    (tmp_path / "wrong_accuracy.py").write_text(source.replace(
+        returned, "return np.average(losses), 100 - 100 * correct_guesses / y.shape[0]"))
+    (tmp_path / "one_number.py").write_text(source.replace(returned, "return np.average(losses)").replace(
+        "loss, accuracy = feed_forward_dataset(x_test, y_test)", "loss, accuracy = feed_forward_dataset(x_test, "
+        "y_test), 0.0"))
+    right = checks_of(grade_submission(ROOT / "tests/fixtures/wild4/dataset_returns_figures.py", rubric, data))
+    assert right["Q2.dataset.loss"].status == right["Q2.dataset.accuracy"].status == "passed"
+    assert right["Q2.dataset.accuracy"].message.startswith("Returned accuracy")
+    wrong = checks_of(grade_submission(tmp_path / "wrong_accuracy.py", rubric, data))
+    assert wrong["Q2.dataset.loss"].status == "passed" and wrong["Q2.dataset.accuracy"].score == 0
+    assert wrong["Q2.dataset.accuracy"].message.startswith("Returned accuracy")
+    single = checks_of(grade_submission(tmp_path / "one_number.py", rubric, data))
+    assert single["Q2.dataset.loss"].score == single["Q2.dataset.accuracy"].score == 0
+    assert "Could not find" in single["Q2.dataset.loss"].message

@@ -149,14 +149,22 @@ def test_a_notebook_made_large_by_saved_outputs_is_still_loaded(tmp_path):
     assert [c.source for c in loaded.cells] == ["weights = 1"]
 
 
+def test_help_lines_go_and_a_timed_statement_stays_as_ipython_runs_it():
+    cell = "np.random.normal?\nweights = [1]\n??len\n%time biases = [0]\n  %timeit f()\nx = a if b else c"
+    assert strip_magics(cell) == "\nweights = [1]\n\nbiases = [0]\n\nx = a if b else c"
+    assert strip_magics("for i in range(2):\n    %time y = i\n    x?") == "for i in range(2):\n    y = i\n"
+    assert strip_magics('s = """\nx?\n"""') == 's = """\nx?\n"""'  # inside a string: not a line of its own
+
+
 # ------------------------------------------------------------------ hostile sources (tests/fixtures/attacks)
 
 
 def _magic_lines_blanked_one_prefix_at_a_time(source: str) -> str:
     """The definition strip_magics follows, the slow way (each magic line's prefix tokenized on its own)."""
     import io
-    import re
     import tokenize
+
+    from grader.submission import _HELP, _MAGIC, _TIMED
 
     lines = source.split("\n")
     first = next((i for i, ln in enumerate(lines) if ln.strip()), 0)
@@ -165,7 +173,7 @@ def _magic_lines_blanked_one_prefix_at_a_time(source: str) -> str:
             return "\n" * (len(lines) - 1)
         lines[first] = ""
     for i, line in enumerate(lines):
-        if re.match(r"^\s*[%!]", line):
+        if _MAGIC.match(line) or _HELP.match(line):
             try:
                 for _ in tokenize.generate_tokens(io.StringIO("\n".join(lines[:i]) + "\n").readline):
                     pass
@@ -173,7 +181,8 @@ def _magic_lines_blanked_one_prefix_at_a_time(source: str) -> str:
                 continue
             except (SyntaxError, ValueError):
                 pass
-            lines[i] = ""
+            timed = _TIMED.match(line)
+            lines[i] = timed.group(1) + timed.group(2) if timed else ""
     return "\n".join(lines)
 
 
@@ -182,7 +191,8 @@ def test_magic_lines_are_blanked_where_a_statement_could_start_as_one_prefix_at_
 
     pieces = ["%a", "!pip install x", "x = (", ")", "y = 1", "  %b", "'''", '"""', "def f():", "    return 1", "\\",
               "x = 1 + \\", "# c", "", "%%time", "!echo \"it's\"", "[1,", "2]", "if x:", "     %c", "else:",
-              "s = 'abc", "}", "%matplotlib inline", "\tq", "x = '''a", "b'''", "f(%d)", "!ls (", "%%capture", "!"]
+              "s = 'abc", "}", "%matplotlib inline", "\tq", "x = '''a", "b'''", "f(%d)", "!ls (", "%%capture", "!",
+              "%time x = (", "  %time y = 1", "np.random.normal?", "??len", "f()?"]
     rng = random.Random(7)
     for _ in range(3000):
         source = "\n".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))

@@ -162,3 +162,23 @@ def read_forward_return(value: Any) -> ForwardReading:
     return ForwardReading(
         None, None, None, f"returned a {type(value).__name__} that is neither a loss nor a guess"
     )
+
+
+RETURNED_FIGURES = "feed_forward_dataset returned:"  # starts the line returned_figures makes
+
+
+def returned_figures(value: Any) -> str | None:
+    """What a feed_forward_dataset that returns its figures instead of printing them returned, as a line the
+    dataset checks read like a printed one; None unless it is two finite numbers (average loss, accuracy), in a
+    tuple or list or a dict with a loss key and an accuracy key."""
+    if isinstance(value, Mapping):
+        lower = {str(k).lower(): v for k, v in value.items()}
+        loss = next((_scalar(v) for k, v in lower.items() if "loss" in k), None)
+        accuracy = next((_scalar(v) for k, v in lower.items() if "acc" in k), None)
+    elif isinstance(value, (tuple, list)) and len(value) == 2:
+        loss, accuracy = _scalar(value[0]), _scalar(value[1])
+    else:
+        return None
+    if loss is None or accuracy is None or not np.isfinite([loss, accuracy]).all():
+        return None
+    return f"{RETURNED_FIGURES} average loss {loss!r}, accuracy {accuracy!r}"

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from grader.checks.failures import SHARE, grader_failed, student_failed
-from grader.diagnosis import Diagnosis, RateProbe, diagnose
+from grader.diagnosis import Diagnosis, RateProbe, WeightDecay, diagnose, weight_decay, weight_decay_sentence
 from grader.gradients import (
     TENSOR_NAMES,
     GradientPolicy,
@@ -238,12 +238,62 @@ def first_wrong_sentence(found: FirstWrong) -> str:
             f"e = {found.rel_error:.2g} against the reference's {found.quantity}.")
 
 
-def _tensor_result(probes: list[_Probe], name: str, settings: BackpropSettings) -> tuple[CheckResult,
-                                                                                          GradientVerdict]:
+def _canonical(g: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """g in f's shape where they differ only by axes of length 1 (a (1, n) bias)."""
+    g = np.asarray(g, dtype=np.float64)
+    same = g.size == f.size and tuple(n for n in g.shape if n != 1) == tuple(n for n in f.shape if n != 1)
+    return g.reshape(f.shape) if g.shape != f.shape and same else g
+
+
+def _decay_at(probe: _Probe, grads: Params | None, name: str, lr: float,
+              settings: BackpropSettings) -> WeightDecay | None:
+    if grads is None:
+        return None
+    f = tensor(probe.expected, name)
+    return weight_decay(_canonical(tensor(grads, name), f), f, tensor(probe.params, name), lr, settings.policy)
+
+
+def _weight_decays(probes: list[_Probe], settings: BackpropSettings) -> dict[str, float]:
+    """Per tensor, the L2 weight decay every probe's step adds to the right gradient (diagnosis.weight_decay),
+    the same within 1% at every probe digit; tensors without one are left out."""
+    decays = {}
+    for name in TENSOR_NAMES:
+        found = [_decay_at(p, p.at_large, name, settings.large_learning_rate, settings) for p in probes]
+        if found and all(d is not None for d in found):
+            rates = [d.decay for d in found if d is not None]
+            if max(rates) <= 1.01 * min(rates):
+                decays[name] = float(np.median(rates))
+    return decays
+
+
+def _without_decay(probe: _Probe, decays: dict[str, float], settings: BackpropSettings) -> _Probe:
+    """The probe's verdicts on the gradients its steps used, each tensor's weight decay taken out."""
+    judged = {}
+    for rate, grads, verdicts in ((settings.large_learning_rate, probe.at_large, probe.large),
+                                  (settings.small_learning_rate, probe.at_small, probe.small)):
+        verdicts = dict(verdicts)
+        for name, decay in decays.items():
+            if grads is None:
+                continue
+            f = tensor(probe.expected, name)
+            fit = _decay_at(probe, grads, name, rate, settings) or WeightDecay(decay, 1.0)
+            used = fit.remove(_canonical(tensor(grads, name), f), tensor(probe.params, name))
+            verdicts[name] = compare_tensor(name, used, f, settings.policy)
+        judged[rate] = verdicts
+    return replace(probe, large=judged[settings.large_learning_rate], small=judged[settings.small_learning_rate])
+
+
+def _tensor_result(probes: list[_Probe], name: str, settings: BackpropSettings,
+                   decay: float | None = None) -> tuple[CheckResult, GradientVerdict]:
+    """One tensor's check; decay: the L2 weight decay its step adds, already taken out of the probes' verdicts
+    (Q3.real_step charges it, once)."""
     probe, verdict = _judged(probes, name, settings)
     found = None if verdict.ok else _diagnosis(probe, name, settings)
     if found is not None:
         verdict = replace(verdict, diagnosis=" ".join(t for t in (verdict.diagnosis, found.text) if t))
+    if decay is not None:
+        verdict = replace(verdict, diagnosis=" ".join(t for t in (verdict.diagnosis,
+                                                                   weight_decay_sentence(name, decay)) if t))
     first = None if verdict.ok else _first_wrong(probes, name)
     if first is not None:
         verdict = replace(verdict, first_wrong=first)
@@ -264,10 +314,15 @@ def _tensor_result(probes: list[_Probe], name: str, settings: BackpropSettings) 
     }
     if first is not None:
         details["first_wrong"] = first.to_dict()
+    if decay is not None:
+        details["weight_decay"] = decay
+    if found is None and decay is not None:
+        mistake_id, fix = "weight_decay", weight_decay_sentence(name, decay).split(": ", 1)[1]
+    else:
+        mistake_id, fix = (found.mistake, found.sentence) if found else (None, None)
     status = "passed" if verdict.ok else "failed"
     result = CheckResult(f"Q3.{name}", TITLE.format(name), status, round(points * fraction, 6), points,
-                         message, details=details, mistake_id=found.mistake if found else None,
-                         fix=found.sentence if found else None)
+                         message, details=details, mistake_id=mistake_id, fix=fix)
     return result, verdict
 
 
@@ -366,7 +421,9 @@ def check_backprop(student: Student, samples: list[tuple[np.ndarray, int]],
             probes.append(_probe(student, index, x, int(label), settings))
         if not probes:
             raise ValueError("no probe samples were given")
-        tensors = [_tensor_result(probes, n, settings) for n in TENSOR_NAMES]
+        decays = _weight_decays(probes, settings)
+        judged = [_without_decay(p, decays, settings) for p in probes] if decays else probes
+        tensors = [_tensor_result(judged, n, settings, decays.get(n)) for n in TENSOR_NAMES]
         results = [r for r, _ in tensors]
         results.append(_rate_result(probes, settings))
         results.append(_note_result(probes, "Q3.determinism", SHARE,

@@ -162,6 +162,32 @@ def _is_relu(outcomes: list[_SampleOutcome], settings: ForwardSettings) -> bool:
     return compared > 0
 
 
+LOSS_SCALED = "loss_scaled_by_constant"
+MISTAKE_FIXES[LOSS_SCALED] = ("The handout's loss is the cross-entropy summed over the 10 outputs, "
+                              "-np.sum(y * np.log(yHat)), with no constant factor (not np.mean).")
+
+
+def loss_factor(outcomes: list[_SampleOutcome], settings: ForwardSettings) -> float | None:
+    """The one factor c (not 1, positive) with loss = c * the reference's loss on every sample, at least two of
+    them wrong (a mean over the 10 outputs gives c = 0.1), or None."""
+    pairs = [(o.loss, o.expected_loss) for o in outcomes if o.loss is not None and o.expected_loss > 0]
+    if len(pairs) != len(outcomes) or not all(np.isfinite(got) for got, _ in pairs):
+        return None
+    if sum(not _loss_is_close(got, want, settings) for got, want in pairs) < 2:
+        return None
+    c = pairs[0][0] / pairs[0][1]
+    if not c > 0 or abs(c - 1) <= settings.loss_rtol:
+        return None
+    return c if all(abs(got - c * want) <= settings.loss_rtol * c * want for got, want in pairs) else None
+
+
+def loss_factor_words(c: float) -> str:
+    """'a tenth of it (a mean over the 10 outputs, not the sum)', or 'c times it'."""
+    if abs(c * 10 - 1) <= 1e-6:
+        return "a tenth of it (a mean over the 10 outputs, not the sum)"
+    return f"{c:.4g} times it"
+
+
 def non_finite_loss_mistake(got: float, expected: float) -> str | None:
     """The mistake id behind an infinite loss where the stable loss is moderate: swapped arguments."""
     return SWAPPED_CROSS_ENTROPY if np.isposinf(got) and expected < 700 else None
@@ -232,6 +258,11 @@ def _loss_result(outcomes: list[_SampleOutcome], settings: ForwardSettings) -> C
         mistakes.insert(0, RELU_HIDDEN_LAYERS)
         message += (" These are the losses of ReLU hidden layers: the handout's hidden layers are sigmoid, "
                     "a = sigmoid(z).")
+    factor = loss_factor(outcomes, settings) if problems else None
+    if factor is not None:
+        mistakes.insert(0, LOSS_SCALED)
+        message += (f" On every sample your loss is the handout's cross-entropy times {factor:.4g}, "
+                    f"{loss_factor_words(factor)}: the handout's loss is -sum(y * log(yHat)).")
     mistake = next((m for m in mistakes if m), None)
     return check_result("Q2.loss", title, fraction, SHARE, message, mistake_id=mistake, cases=rows)
 

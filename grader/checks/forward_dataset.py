@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from grader.adapt.returns import RETURNED_FIGURES
 from grader.checks.failures import SHARE, grader_failed, student_failed
 from grader.checks.forward import ForwardSettings, check_result, non_finite_loss_hint, non_finite_loss_mistake
 from grader.results import CheckResult
@@ -80,6 +81,16 @@ def parse_accuracy(text: str, total: int | None = None) -> Printed | None:
     return None
 
 
+def _read(stdout: str, parse) -> tuple[Printed | None, str]:
+    """(the figure parse finds in what was printed, 'Printed'), else in the line saying what feed_forward_dataset
+    returned (adapt/student.py adds it when it returns its figures), 'Returned'."""
+    printed, _, returned = stdout.partition(RETURNED_FIGURES)
+    found = parse(printed)
+    if found is not None or not returned:
+        return found, "Printed"
+    return parse(RETURNED_FIGURES + returned), "Returned"
+
+
 def _first_lines(text: str, count: int = 3) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     if not lines:
@@ -94,7 +105,7 @@ def _dataset_loss_result(stdout: str, expected: float, settings: ForwardSettings
         "feed_forward_dataset: average loss",
         SHARE,
     )
-    printed = parse_average_loss(stdout)
+    printed, word = _read(stdout, parse_average_loss)
     if printed is None:
         message = (
             f"Could not find an average loss in what feed_forward_dataset printed: {_first_lines(stdout)}; "
@@ -106,14 +117,14 @@ def _dataset_loss_result(stdout: str, expected: float, settings: ForwardSettings
     details = {"got": printed.value, "expected": expected, "tolerance": tolerance, "printed": printed.text}
     if not np.isfinite(printed.value):
         hint = non_finite_loss_hint(printed.value, expected)
-        message = f"Printed average loss {printed.text}, expected {expected:.6g}; {hint}."
+        message = f"{word} average loss {printed.text}, expected {expected:.6g}; {hint}."
         mistake = non_finite_loss_mistake(printed.value, expected)
         return check_result(check_id, title, 0.0, points, message, mistake_id=mistake, **details)
     if abs(printed.value - expected) <= tolerance:
-        message = f"Printed average loss {printed.text} matches the reference {expected:.6g}."
+        message = f"{word} average loss {printed.text} matches the reference {expected:.6g}."
         return check_result(check_id, title, 1.0, points, message, **details)
     message = (
-        f"Printed average loss {printed.text}, expected {expected:.6g} "
+        f"{word} average loss {printed.text}, expected {expected:.6g} "
         f"(off by {abs(printed.value - expected):.3g}, tolerance {tolerance:.2g})."
     )
     return check_result(check_id, title, 0.0, points, message, **details)
@@ -122,7 +133,7 @@ def _dataset_loss_result(stdout: str, expected: float, settings: ForwardSettings
 def _dataset_accuracy_result(stdout: str, expected: float, n: int, settings: ForwardSettings) -> CheckResult:
     check_id, title = "Q2.dataset.accuracy", "feed_forward_dataset: accuracy"
     points = SHARE
-    printed = parse_accuracy(stdout, n)
+    printed, word = _read(stdout, lambda text: parse_accuracy(text, n))
     if printed is None:
         message = (
             f"Could not find an accuracy in what feed_forward_dataset printed: {_first_lines(stdout)}; "
@@ -133,11 +144,11 @@ def _dataset_accuracy_result(stdout: str, expected: float, n: int, settings: For
     details = {"got": printed.value, "expected": expected, "tolerance": tolerance, "printed": printed.text}
     if abs(printed.value - expected) <= tolerance:
         message = (
-            f"Printed accuracy {printed.text} matches the reference {100 * expected:.2f}% on {n} samples."
+            f"{word} accuracy {printed.text} matches the reference {100 * expected:.2f}% on {n} samples."
         )
         return check_result(check_id, title, 1.0, points, message, **details)
     message = (
-        f"Printed accuracy {printed.text} = {100 * printed.value:.2f}%, expected {100 * expected:.2f}% "
+        f"{word} accuracy {printed.text} = {100 * printed.value:.2f}%, expected {100 * expected:.2f}% "
         f"({round(expected * n)} / {n} correct) at the same weights."
     )
     return check_result(check_id, title, 0.0, points, message, **details)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from grader.diagnosis import step_with_decay
 from grader.gradients import least_squares_ratio, probe_point, relative_error
 from grader.results import CheckResult
 from grader.sandbox.runner import sample_key  # the key the child records for the loop's first step
@@ -118,24 +119,31 @@ def replaced_weights(run: OwnLoopRun) -> bool:
     return min(moved) > REPLACED
 
 
-def first_step_errors(run: OwnLoopRun) -> dict[str, float]:
-    """e per tensor between the loop's first step and the reference's step on the same sample; {} when the
-    run told nothing about the step (not run, no step taken, or a loop that only rescales the rate)."""
+def first_step_errors(run: OwnLoopRun, decay: dict[str, float] | None = None) -> dict[str, float]:
+    """e per tensor between the loop's first step and the reference's step on the same sample (with the L2
+    weight decay Q3 found in the student's step, name -> lambda); {} when the run told nothing about the step
+    (not run, no step taken, or a loop that only rescales the rate)."""
     if run.after is None or not run.keys or run.keys[0] is None:
         return {}
-    want = network.sgd_step(*run.start, run.x, run.label, run.learning_rate)
+    want = step_with_decay(run.start, run.x, run.label, run.learning_rate, decay)
     if only_rescaled(run.start, run.after, want) is not None:
         return {}
     return step_errors(run.start, run.after, want)
 
 
 def trajectory_errors(start: Params, got: Params | None, images: np.ndarray, labels: np.ndarray,
-                      learning_rate: float) -> dict[str, float]:
+                      learning_rate: float, decay: dict[str, float] | None = None) -> dict[str, float]:
     """e per tensor between the student's parameters after their loop's steps over images (n, 784) and the
-    reference's after the same n steps, on the entries the reference moves visibly."""
+    reference's after the same n steps (with the student's L2 weight decay, name -> lambda, where Q3 found
+    one), on the entries the reference moves visibly."""
     if got is None:
         return {}
-    want = network.train_epoch(*start, images, labels, learning_rate)
+    if decay:
+        want = start
+        for x, label in zip(images, labels, strict=True):
+            want = step_with_decay(want, np.asarray(x, dtype=np.float64).ravel(), int(label), learning_rate, decay)
+    else:
+        want = network.train_epoch(*start, images, labels, learning_rate)
     return step_errors(start, got, want)
 
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from grader.checks.own_loop import TENSORS, _tensor, _visible, only_rescaled
+from grader.diagnosis import step_with_decay
 from grader.gradients import relative_error
 from grader.student import Params, WatchedStep
-from reference import network
 
 
 def change_errors(start: Params, got: Params, want: Params) -> dict[str, float]:
@@ -59,10 +59,11 @@ def watched_sample(watched: WatchedStep, images: np.ndarray) -> int | None:
 
 
 def watched_step_errors(watched: WatchedStep | None, images: np.ndarray, labels: np.ndarray,
-                        learning_rate: float) -> dict[str, float]:
+                        learning_rate: float, decay: dict[str, float] | None = None) -> dict[str, float]:
     """e per tensor between the watched step's change and the reference's step from the same parameters on the
-    same sample; {} when it tells nothing: not seen, not one of the samples, no change (a loop threading its
-    parameters through return values), or a change that is only rescaled (a loop not passing the rate on)."""
+    same sample (with the L2 weight decay Q3 found, name -> lambda); {} when it tells nothing: not seen, not one
+    of the samples, no change (a loop threading its parameters through return values), or a change that is only
+    rescaled (a loop not passing the rate on)."""
     if watched is None:
         return {}
     j = watched_sample(watched, images)
@@ -71,8 +72,8 @@ def watched_step_errors(watched: WatchedStep | None, images: np.ndarray, labels:
     before, after = watched.before, watched.after
     if all(np.array_equal(a, b) for a, b in zip(before[0] + before[1], after[0] + after[1], strict=True)):
         return {}
-    want = network.sgd_step(*before, np.asarray(images[j], dtype=np.float64).reshape(-1), int(labels[j]),
-                            learning_rate)
+    want = step_with_decay(before, np.asarray(images[j], dtype=np.float64).reshape(-1), int(labels[j]),
+                           learning_rate, decay)
     if only_rescaled(before, after, want) is not None:
         return {}
     return change_errors(before, after, want)

@@ -11,21 +11,24 @@ import numpy as np
 
 from grader.checks.backprop import BackpropSettings, check_backprop
 from grader.checks.failures import SHARE
+from grader.checks.forward import loss_factor_words
 from grader.checks.own_loop import (
     OwnLoopRun,
     began_with_first_sample,
     first_step_errors,
     replaced_weights,
+    trajectory_errors,
     withhold_credit,
     wrong_tensors,
 )
 from grader.checks.real_step import RealStep, check_real_step
 from grader.checks.signatures import check_signatures
+from grader.checks.watched_step import watched_step_errors
 from grader.data import GradingData
-from grader.gradients import probe_point
+from grader.gradients import implied_gradient, least_squares_ratio, probe_point, relative_error
 from grader.questions.base import Context, Question
 from grader.results import CheckResult, GradientVerdict
-from grader.student import Params, Student
+from grader.student import Params, Student, StudentCodeError
 from reference import network
 
 TENSORS = ("W1", "b1", "W2", "b2", "W3", "b3")
@@ -40,13 +43,25 @@ def run(student: Student, ctx: Context) -> list[CheckResult]:
     (x, label), (x2, label2) = (data.train_images[0], int(data.train_labels[0])), data.probes[1]
     steps = [RealStep("the handout's initialisation", init, x, label),
              RealStep("weights after one epoch of training", data.trained, x2, label2)]
-    checks = results + [check_real_step(student, steps, SHARE,
-                                        probes_passed=all(v.ok for v in verdicts.values()))]
+    decay = {c.id.split(".")[-1]: c.details["weight_decay"] for c in results if "weight_decay" in c.details}
+    checks = results + [check_real_step(student, steps, SHARE, probes_passed=all(v.ok for v in verdicts.values()),
+                                        decay=decay or None)]
     checks, own_scale = _judge_own_input_scale(student, ctx, checks, steps)
+    checks, loss_factor = _judge_own_loss_factor(student, ctx, checks, steps) if own_scale is None else (checks, None)
     checks = _distrust_probes_if_real_step_fails(checks)
     loop = ctx.loop_check(student) if student.has("train_one_epoch") else None
-    q4 = [loop, ctx.short_training(student)] if loop else []
-    checks = _credit_only_what_the_own_loop_confirms(checks, q4, ctx.own_loop(student) if loop else None, own_scale)
+    if loop is not None and decay:
+        lr = ctx.settings["Q4"].loop_learning_rate
+        loop = replace(loop, details={**loop.details, "trajectory_rel_error": _trajectory(student, ctx, lr, decay)})
+    own = ctx.own_loop(student) if loop else None
+    if loss_factor is not None and loop is not None:
+        # a loss c times the handout's steps as the handout's loss does at c times the rate: compare so
+        lr = ctx.settings["Q4"].loop_learning_rate * loss_factor
+        loop = replace(loop, details={**loop.details, "trajectory_rel_error": _trajectory(student, ctx, lr, decay)})
+        own = replace(own, learning_rate=own.learning_rate * loss_factor) if own is not None else None
+    checks = _credit_only_what_the_own_loop_confirms(checks, [loop] if loop else [], own, own_scale, decay)
+    if loop is not None and own_scale is None:
+        checks = _credit_only_what_the_watched_step_confirms(checks, student, ctx, loss_factor, decay)
     ctx.gradients.update(_verdicts_agreeing_with(checks, ctx.gradients))
     if any(not v.ok for v in ctx.gradients.values()):
         ctx.figures.update(_gradient_figures(student, data, settings.seed, _named_probe(checks)))
@@ -87,6 +102,8 @@ def _distrust_probes_if_real_step_fails(checks: list[CheckResult]) -> list[Check
     real = by_id.get("Q3.real_step")
     tensors = [by_id.get(f"Q3.{t}") for t in ("W1", "b1", "W2", "b2", "W3", "b3")]
     if real is None or real.status != "failed" or not all(t is not None and t.status == "passed" for t in tensors):
+        return checks
+    if "weight_decay" in real.details:  # the step is the probes' step, decay included: it is charged there
         return checks
     note = ("Not credited: the gradient is right at the grader's probe points but an ordinary step is not "
             "(see 'one ordinary step'), so the probes do not show how your step trains.")
@@ -175,18 +192,110 @@ def _graded_on_own_forward(check: CheckResult, scale: float) -> CheckResult:
                             "against_handout": check.message})
 
 
+def _trajectory(student: Student, ctx: Context, learning_rate: float,
+                decay: dict[str, float] | None) -> dict[str, float]:
+    """Q4.loop's 20-step trajectory errors against the reference's steps at learning_rate, with the student's L2
+    weight decay (name -> lambda) where Q3 found one."""
+    run = ctx.loop_run(student)
+    if isinstance(run, StudentCodeError) or run.params is None:
+        return {}
+    q4 = ctx.settings["Q4"]
+    images, labels = ctx.data.train_images[: q4.loop_samples], ctx.data.train_labels[: q4.loop_samples]
+    return trajectory_errors(ctx.init, run.params, images, labels, learning_rate, decay or None)
+
+
+def _judge_own_loss_factor(student: Student, ctx: Context, checks: list[CheckResult], steps: list[RealStep]
+                           ) -> tuple[list[CheckResult], float | None]:
+    """A student whose whole gradient is c times the right one, where their own feed_forward_sample's loss is c
+    times the handout's (a mean over the 10 outputs: c = 0.1), backpropagates their own loss correctly: Q2 charges
+    the loss, Q3 grades the backprop of it (the tensors, and the ordinary step at c times the rate)."""
+    if not any(v.verdict == "wrong" for v in ctx.gradients.values()):
+        return checks, None
+    seed = ctx.settings["Q3"].seed
+    factor = _own_gradient_factor(student, ctx.data, seed)
+    forward = _forward_loss_factor(student, ctx.data, seed) if factor is not None else None
+    if factor is None or forward is None or abs(forward - factor) > 1e-6 * factor:
+        return checks, None
+    rejudged = check_real_step(student, steps, SHARE, probes_passed=True, loss_factor=factor)
+    if rejudged.status != "passed":
+        return checks, None
+    sentence = _loss_factor_sentence(factor)
+    checks = [rejudged if c.id == rejudged.id else _graded_on_own_loss(c, factor, sentence) for c in checks]
+    for name, v in list(ctx.gradients.items()):
+        ctx.gradients[name] = replace(v, ok=True, verdict="correct", diagnosis=sentence)
+    return checks, factor
+
+
+def _own_gradient_factor(student: Student, data: GradingData, seed: int) -> float | None:
+    """The one factor c (positive, not 1) with the student's whole implied gradient c times the right one to
+    1e-5 at two probe digits, or None."""
+    found = []
+    for i, (x, label) in enumerate(data.probes[:2]):
+        params = probe_point(x, seed + i)
+        try:
+            implied = implied_gradient(params, student.train_one_sample(params, x, label, 1.0), 1.0)
+        except (StudentCodeError, ValueError, TypeError, IndexError):
+            return None
+        right = network.gradient(*params, x, label)
+        g = [np.asarray(t, dtype=np.float64) for t in implied[0] + implied[1]]
+        f = [np.asarray(t, dtype=np.float64) for t in right[0] + right[1]]
+        if any(a.shape != b.shape or not np.isfinite(a).all() for a, b in zip(g, f, strict=True)):
+            return None
+        c = least_squares_ratio(np.concatenate([a.ravel() for a in g]), np.concatenate([b.ravel() for b in f]))
+        if c is None or not c > 0 or abs(c - 1) < 1e-3:
+            return None
+        if not all(relative_error(a, c * b) <= 1e-5 for a, b in zip(g, f, strict=True)):
+            return None
+        found.append(c)
+    return found[0] if found and max(found) <= (1 + 1e-6) * min(found) else None
+
+
+def _forward_loss_factor(student: Student, data: GradingData, seed: int) -> float | None:
+    """The one factor c with the student's feed_forward_sample loss c times the handout's at two probe digits."""
+    found = []
+    for i, (x, label) in enumerate(data.probes[:2]):
+        params = probe_point(x, seed + i)
+        try:
+            loss, _ = student.feed_forward_sample(params, x, label)
+            loss = float(np.asarray(loss, dtype=np.float64).reshape(()))
+        except (StudentCodeError, ValueError, TypeError, IndexError):
+            return None
+        expected = float(network.loss(*params, x, label))
+        if not (np.isfinite(loss) and expected > 0):
+            return None
+        found.append(loss / expected)
+    return found[0] if found and max(found) <= (1 + 1e-6) * min(found) and found[0] > 0 else None
+
+
+def _loss_factor_sentence(factor: float) -> str:
+    return (f"Your gradient is right for your own loss, which is the handout's cross-entropy times {factor:.4g}: "
+            f"{loss_factor_words(factor)}. Every step is then that factor times the handout's; Q2 charges the "
+            "loss, and your backpropagation of it is right.")
+
+
+def _graded_on_own_loss(check: CheckResult, factor: float, sentence: str) -> CheckResult:
+    """A Q3 tensor check re-judged against the gradient of the student's own (scaled) loss."""
+    if check.id.split(".")[-1] not in TENSORS:
+        return check
+    return replace(check, status="passed", score=check.max_score, message=sentence, mistake_id=None, fix=None,
+                   details={**check.details, "graded_against": f"{factor:.6g} times the reference gradient",
+                            "against_handout": check.message})
+
+
 def _credit_only_what_the_own_loop_confirms(q3: list[CheckResult], q4: list[CheckResult], own: OwnLoopRun | None,
-                                            scale: float | None) -> list[CheckResult]:
+                                            scale: float | None, decay: dict[str, float] | None = None
+                                            ) -> list[CheckResult]:
     """Q3 tensors right at the probes but wrong in the steps of the student's own train_one_epoch: no credit.
 
     Only where the loop itself is sound (a loop that skips, scales or rescales is Q4's business) and the
-    student's network is the handout's (an own-scale network is judged at the probes only)."""
+    student's network is the handout's (an own-scale network is judged at the probes only). decay: the L2 weight
+    decay the probes found (name -> lambda), which the loop's steps are compared with too."""
     if scale is not None:
         return q3
     # A loop that trains other weights than it is given (it re-initialises them) is Q4.loop's finding: its first
     # step says nothing of the gradient then.
     if own is not None and began_with_first_sample(own) and not replaced_weights(own):
-        q3 = withhold_credit(q3, wrong_tensors(first_step_errors(own)), "the first step of your own "
+        q3 = withhold_credit(q3, wrong_tensors(first_step_errors(own, decay)), "the first step of your own "
                              "train_one_epoch (from the same kind of weights, on a full-length x_train)")
     loop = next((c for c in q4 if c.id == "Q4.loop"), None)
     tensors = [c for c in q3 if c.id.split(".")[-1] in ("W1", "b1", "W2", "b2", "W3", "b3")]
@@ -195,16 +304,27 @@ def _credit_only_what_the_own_loop_confirms(q3: list[CheckResult], q4: list[Chec
         q3 = withhold_credit(q3, wrong_tensors(loop.details.get("trajectory_rel_error") or {}),
                              "where your own train_one_epoch takes 20 steps from the handout's initialisation, the "
                              "result")
-    watched = next((c.details.get("watched_step") for c in q4 if c.id == "Q4.training"), None) or {}
-    wrong = wrong_tensors(watched.get("rel_error") or {})
-    # A tensor right until now (at the probes and in the loop's first steps) but wrong in this ordinary step (lr
-    # 0.003, realistic weights): the step recognises the grader's calls, so Q3.real_step's finding is not it either.
-    fooled = [c for c in q3 if c.id.split(".")[-1] in wrong and c.status == "passed"]
-    if fooled:
-        where = f"step {watched['step'] + 1} of the first epoch of your own training run (Q4), from the weights " \
-                "your loop had reached there,"
-        q3 = withhold_credit(q3, {**wrong, "real_step": max(wrong.values())}, where)
     return q3
+
+
+def _credit_only_what_the_watched_step_confirms(q3: list[CheckResult], student: Student, ctx: Context,
+                                                 loss_factor: float | None, decay: dict[str, float] | None
+                                                 ) -> list[CheckResult]:
+    """Q3 tensors right until now (at the probes and in the loop's first steps) but wrong in the step watched deep
+    in Q4's training run (checks/watched_step.py): the step recognises the grader's calls, so no credit, and none
+    for Q3.real_step either. Compared with the student's own loss factor and weight decay where Q3 found them."""
+    watched = ctx.watched_step(student)
+    if watched is None:
+        return q3
+    q4 = ctx.settings["Q4"]
+    images, labels = ctx.data.train_images[: q4.train_samples], ctx.data.train_labels[: q4.train_samples]
+    errors = watched_step_errors(watched, images, labels, q4.learning_rate * (loss_factor or 1.0), decay or None)
+    wrong = wrong_tensors(errors)
+    if not any(c.id.split(".")[-1] in wrong and c.status == "passed" for c in q3):
+        return q3
+    where = f"step {watched.index + 1} of the first epoch of your own training run (Q4), from the weights your " \
+            "loop had reached there,"
+    return withhold_credit(q3, {**wrong, "real_step": max(wrong.values())}, where)
 
 
 def _verdicts_agreeing_with(q3: list[CheckResult], gradients: dict[str, GradientVerdict]
