@@ -211,7 +211,7 @@ class KernelBox:
              set_globals: dict[str, Any] | None = None, get_globals: Sequence[str] = (),
              set_params: dict[int, np.ndarray] | None = None, get_params: Sequence[int] = (),
              record: Sequence[str] = (), compact: bool = False, timeout_s: float | None = None,
-             trace: bool = False, watch: tuple[str, int] | None = None) -> CallResult:
+             trace: bool = False, watch: tuple[Any, ...] | None = None) -> CallResult:
         """Set globals (copies) and the network's arrays (in place), call `function(*args, **kwargs)`, read
         back copies, restore the bindings (the arrays' contents are restored by `preserved_state`). `trace` and
         `watch` are accepted and ignored: in the student's own kernel nothing is traced or watched

@@ -99,6 +99,17 @@ def test_numpy_replaced_by_the_student_does_not_blind_the_graders_helpers(mnist,
     assert {"W1", "b1", "W2", "b2"} <= {name for name, e in errors.items() if e > 1e-2}, errors
 
 
+def test_a_step_that_returns_its_update_is_watched_through_its_arguments_and_return(mnist, tmp_path):
+    """attacks/functional_counting.py: the same cheat in pure functions (parameters in, new ones returned), which
+    leaves the globals as they were: the watched step is read from what it was given and what it returned."""
+    cheat = (ROOT / "tests" / "fixtures" / "attacks" / "functional_counting.py").read_text(encoding="utf-8")
+    errors = epoch_errors(cheat, mnist, tmp_path)
+    assert {"W1", "b1", "W2", "b2"} <= {name for name, e in errors.items() if e > 1e-2}, errors
+    honest = (ROOT / "tests" / "fixtures" / "wild4" / "functional_pure_step.py").read_text(encoding="utf-8")
+    errors = epoch_errors(honest, mnist, tmp_path)
+    assert errors and max(errors.values()) < 1e-9, errors
+
+
 def test_a_right_step_is_right_wherever_it_is_watched(mnist, tmp_path):
     errors = epoch_errors(SOLUTION, mnist, tmp_path)
     assert errors and max(errors.values()) < 1e-9, errors

@@ -170,8 +170,8 @@ class SandboxStudent:
         x_student, y_student = self.form.samples(images), self.form.labels(labels)
         values = {"images": x_student, "labels": y_student, "learning_rate": float(learning_rate)}
         record = ("train_one_sample",) if record_steps and self.has("train_one_sample") else ()
-        watch = ("train_one_sample", int(watch_step)) if watch_step is not None and self.has("train_one_sample") \
-            else None
+        watch = ("train_one_sample", int(watch_step), self._parameter_of("train_one_sample", "sample")) \
+            if watch_step is not None and self.has("train_one_sample") else None
         result, positions = self._call_planned(
             function,
             params,
@@ -191,13 +191,27 @@ class SandboxStudent:
         after = None if record_steps and found.source == "none" else found.params
         return EpochRun(after, recorded, result.stdout, watched)
 
-    def _watched_step(self, watch: tuple[str, int] | None, watched: dict[str, Any] | None) -> WatchedStep | None:
-        """The watched step in the canonical layout; None if it was not seen or cannot be read."""
+    def _parameter_of(self, function: str, role: str) -> str | None:
+        """The name of the student's parameter taking `role` in `function`, if its plan has one."""
+        plan = self.plans.get(function)
+        return next((a.parameter for a in plan.arguments if a.role == role), None) if plan else None
+
+    def _watched_step(self, watch: tuple[Any, ...] | None, watched: dict[str, Any] | None) -> WatchedStep | None:
+        """The watched step in the canonical layout: the network's arrays before and after it, or, for a step that
+        returns its update, the parameters it was given and what it returned; None if it cannot be read."""
         if watch is None or not watched or self.layout is None:
             return None
         before = from_entries(watched["before"], self.layout, "before the watched step")
         after = from_entries(watched["after"], self.layout, "after the watched step")
-        if isinstance(before, LayoutProblem) or isinstance(after, LayoutProblem):
+        if not isinstance(before, LayoutProblem) and not isinstance(after, LayoutProblem) \
+                and not _same(before.params, after.params):
+            return WatchedStep(watch[1], before.params, after.params, watched["key"])
+        plan = self.plans.get("train_one_sample")
+        names = [a.parameter for a in plan.arguments if a.role in PARAMETER_ROLES] if plan else []
+        given = {n: watched["arguments"][n] for n in names if n in watched["arguments"]}
+        before = returned_network(given, "the watched step's parameters") if given else None
+        after = returned_network(watched["value"], "the watched step's return")
+        if before is None or after is None:
             return None
         return WatchedStep(watch[1], before.params, after.params, watched["key"])
 
@@ -254,7 +268,7 @@ class SandboxStudent:
         trace: bool = False,
         compact: bool = False,
         timeout_s: float | None = None,
-        watch: tuple[str, int] | None = None,
+        watch: tuple[Any, ...] | None = None,
     ):
         """Call a handout function as planned: parameters written into the student's arrays, and passed where it
         takes them; `compact` recording and `timeout_s` as Sandbox.call takes them (default: by the data's size)."""

@@ -246,17 +246,19 @@ def _traced(node: Any, reader: ArrayReader) -> tuple[dict[str, Any], ...]:
 
 def _watched(node: Any, reader: ArrayReader, entries: Sequence[int]) -> dict[str, Any] | None:
     """The watched step as {"key": [sum, sum of squares, first non-zero] | None, "before": {entry: array},
-    "after": {entry: array}}, only the entries asked for and numeric arrays; None if it is malformed."""
-    value = reader.decode(node) if isinstance(node, dict) else None
-    if not isinstance(value, dict):
+    "after": {entry: array}, "arguments": {name: value}, "value": what the step returned}: only the entries asked
+    for and numeric arrays; None if it is malformed."""
+    if not isinstance(node, dict):
         return None
-    key = value.get("key")
+    key = reader.decode(node.get("key"))
     key = key if isinstance(key, list) and len(key) == 3 and all(isinstance(k, (int, float)) for k in key) else None
     states = {}
     for when in ("before", "after"):
-        arrays = value.get(when)
+        arrays = reader.decode(node.get(when))
         if not isinstance(arrays, dict):
             return None
         states[when] = {int(k): v for k, v in arrays.items()
                         if str(k).isdigit() and int(k) in entries and isinstance(v, np.ndarray)}
-    return {"key": key, **states}
+    arguments = reader.decode(node.get("arguments"))
+    return {"key": key, **states, "arguments": arguments if isinstance(arguments, dict) else {},
+            "value": reader.decode(node.get("value"))}

@@ -186,13 +186,13 @@ class Sandbox(BoxStart):
              set_globals: dict[str, Any] | None = None, get_globals: Sequence[str] = (),
              set_params: dict[int, np.ndarray] | None = None, get_params: Sequence[int] = (),
              record: Sequence[str] = (), compact: bool = False, timeout_s: float | None = None,
-             trace: bool = False, watch: tuple[str, int] | None = None) -> CallResult:
+             trace: bool = False, watch: tuple[Any, ...] | None = None) -> CallResult:
         """Set globals, write `set_params` into the network's own arrays (entry -> value, in place), call
         `function(*args, **kwargs)` in the child (a `Ref` argument is the student's own object), and read back
         its value, the globals and the network entries asked for; `trace`: also the arrays the call computed in
-        the submission's own frames (runner.StepTracer), as `CallResult.trace`; `watch` (name, k): the
-        `get_params` entries before and after the k-th call (from 0) of the global `name`, as
-        `CallResult.watched`."""
+        the submission's own frames (runner.StepTracer), as `CallResult.trace`; `watch` (name, k[, sample
+        parameter]): the `get_params` entries before and after the k-th call (from 0) of the global `name`, its
+        other arguments and its return, as `CallResult.watched`."""
         self._require_started()
         where = f"call {function}"
         started = time.monotonic()
@@ -204,7 +204,8 @@ class Sandbox(BoxStart):
                    "get_params": [int(i) for i in get_params],
                    "get_globals": list(get_globals), "record": list(record), "compact": compact, "trace": trace}
         if watch is not None:
-            message["watch"] = {"function": str(watch[0]), "call": int(watch[1])}
+            message["watch"] = {"function": str(watch[0]), "call": int(watch[1]),
+                                **({"sample": str(watch[2])} if len(watch) > 2 and watch[2] else {})}
         try:
             answer, error, timed_out = self._request(message, timeout_s or self.limits.call_timeout_s, where)
         finally:

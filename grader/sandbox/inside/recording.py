@@ -70,26 +70,33 @@ def step_recorder(exchange, name, original, log, compact=False):
     return record
 
 
-def step_watcher(name, original, call, snapshot, found):
+def step_watcher(name, original, call, sample_name, snapshot, encode, found):
     """A stand-in for the student's step `name` that runs every call as it is and, at its `call`-th call (from 0),
-    fills `found` with the sample's key and snapshot() of the network before and after that step: an ordinary
-    step deep in a real epoch, which a step that counts its calls or watches the loop's index cannot tell from
-    any other."""
+    fills `found` with encoded values: the sample's key (the argument `sample_name`, else the first), the network
+    (snapshot()) before and after that step, the step's other arguments and what it returned (a step that returns
+    its update). An ordinary step deep in a real epoch, which a step that counts its calls or watches the loop's
+    index cannot tell from any other."""
     try:
-        sample_name = next(iter(inspect.signature(original).parameters), None)
+        signature = inspect.signature(original)
     except (TypeError, ValueError):
-        sample_name = None
+        signature = None
     count = [0]
 
     def watch(*args, **kwargs):
         index, count[0] = count[0], count[0] + 1
         if index != call:
             return original(*args, **kwargs)
-        sample = args[0] if args else kwargs.get(sample_name, next(iter(kwargs.values()), None))
-        found.update(function=name, key=sample_key(sample), before=snapshot())
         try:
-            return original(*args, **kwargs)
-        finally:
-            found["after"] = snapshot()
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
+        except (AttributeError, TypeError):
+            arguments = {}
+        sample = arguments[sample_name] if sample_name in arguments else (args[0] if args else None)
+        found.update(function=name, key=encode(sample_key(sample)), before=encode(snapshot()),
+                     arguments=encode({k: v for k, v in arguments.items() if k != sample_name}))
+        value = original(*args, **kwargs)  # if it raises, the step is not seen (no "after")
+        found.update(after=encode(snapshot()), value=encode(value))
+        return value
 
     return watch

@@ -191,7 +191,7 @@ class Runner:
                               if n in self.ns}}
         answer["value"] = None if error else self.exchange.encode(value)
         if req.get("watch"):
-            answer["watched"] = self.exchange.encode(watched) if "after" in watched else None
+            answer["watched"] = watched if "after" in watched else None  # its values already encoded
         if tracer is not None:
             answer["trace"] = {"truncated": tracer.truncated, "events": tracer.events,
                                "records": [{**r, "value": self.exchange.encode(r["value"])} for r in tracer.records]}
@@ -227,8 +227,8 @@ class Runner:
         return recorded, originals
 
     def install_watcher(self, watch, indices, originals):
-        """Replace the global `watch["function"]` by a step_watcher of its `watch["call"]`-th call, snapshotting
-        the network entries `indices`; -> the dict it fills (empty until that call ends)."""
+        """Replace the global `watch["function"]` by a step_watcher of its `watch["call"]`-th call (its sample the
+        parameter `watch["sample"]`), snapshotting the network entries `indices`; -> the dict it fills."""
         found = {}
         name = (watch or {}).get("function")
         if name is None or not callable(self.ns.get(name)) or self.network is None:
@@ -244,7 +244,8 @@ class Runner:
                     continue
             return values
 
-        self.ns[name] = step_watcher(name, self.ns[name], int(watch["call"]), snapshot, found)
+        self.ns[name] = step_watcher(name, self.ns[name], int(watch["call"]), watch.get("sample"), snapshot,
+                                     self.exchange.encode, found)
         return found
 
     def tracer(self):
