@@ -86,17 +86,24 @@ def step_watcher(name, original, call, sample_name, snapshot, encode, found):
         index, count[0] = count[0], count[0] + 1
         if index != call:
             return original(*args, **kwargs)
-        try:
-            bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            arguments = dict(bound.arguments)
-        except (AttributeError, TypeError):
-            arguments = {}
-        sample = arguments[sample_name] if sample_name in arguments else (args[0] if args else None)
-        found.update(function=name, key=encode(sample_key(sample)), before=encode(snapshot()),
-                     arguments=encode({k: v for k, v in arguments.items() if k != sample_name}))
+        try:  # the grader's bookkeeping never changes what the step does: if it fails, the step is not seen
+            try:
+                bound = signature.bind(*args, **kwargs)
+                bound.apply_defaults()
+                arguments = dict(bound.arguments)
+            except (AttributeError, TypeError):
+                arguments = {}
+            sample = arguments[sample_name] if sample_name in arguments else (args[0] if args else None)
+            found.update(function=name, key=encode(sample_key(sample)), before=encode(snapshot()),
+                         arguments=encode({k: v for k, v in arguments.items() if k != sample_name}))
+        except Exception:
+            found.clear()
+            return original(*args, **kwargs)
         value = original(*args, **kwargs)  # if it raises, the step is not seen (no "after")
-        found.update(after=encode(snapshot()), value=encode(value))
+        try:
+            found.update(after=encode(snapshot()), value=encode(value))
+        except Exception:
+            found.clear()
         return value
 
     return watch
