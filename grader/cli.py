@@ -10,6 +10,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from grader.report.common import printable
+
 if TYPE_CHECKING:
     from grader.session import RunOutcome
 
@@ -159,7 +161,7 @@ def exit_code(outcome: RunOutcome) -> int:
     from grader.summary import problem_lines
 
     for line in problem_lines(outcome):
-        print(f"grade: {line}", file=sys.stderr)
+        print(printable(f"grade: {line}"), file=sys.stderr)
     if outcome.interrupted:
         return 128 + outcome.interrupted
     return EXIT_INTERNAL if outcome.grader_failed or outcome.unwritten or outcome.write_problem else EXIT_OK
@@ -167,7 +169,7 @@ def exit_code(outcome: RunOutcome) -> int:
 
 def skipped_line(skipped: list[Path]) -> str:
     """One line naming the files in the given folders that are not submissions."""
-    shown = ", ".join(str(p) for p in skipped[:SHOWN_SKIPPED])
+    shown = printable(", ".join(str(p) for p in skipped[:SHOWN_SKIPPED]))  # students name these files
     more = f" and {len(skipped) - SHOWN_SKIPPED} more" if len(skipped) > SHOWN_SKIPPED else ""
     count = f"{len(skipped)} files that are not submissions" if len(skipped) > 1 else \
         "1 file that is not a submission"

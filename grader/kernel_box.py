@@ -211,10 +211,11 @@ class KernelBox:
              set_globals: dict[str, Any] | None = None, get_globals: Sequence[str] = (),
              set_params: dict[int, np.ndarray] | None = None, get_params: Sequence[int] = (),
              record: Sequence[str] = (), compact: bool = False, timeout_s: float | None = None,
-             trace: bool = False) -> CallResult:
+             trace: bool = False, watch: tuple[str, int] | None = None) -> CallResult:
         """Set globals (copies) and the network's arrays (in place), call `function(*args, **kwargs)`, read
-        back copies, restore the bindings (the arrays' contents are restored by `preserved_state`). `trace` is
-        accepted and ignored: in the student's own kernel nothing is traced (CallResult.trace stays None)."""
+        back copies, restore the bindings (the arrays' contents are restored by `preserved_state`). `trace` and
+        `watch` are accepted and ignored: in the student's own kernel nothing is traced or watched
+        (CallResult.trace and .watched stay None)."""
         where = f"call {function}"
         started = time.monotonic()
         remaining = self._deadline - started

@@ -33,6 +33,18 @@ class EpochRun:
     params: Params | None
     recorded: list[dict[str, Any]] = field(default_factory=list)  # [{"x": (784,), "label": int, "lr": float}]
     stdout: str = ""
+    watched: WatchedStep | None = None  # train_one_epoch(..., watch_step=k): its k-th step, if it was seen
+
+
+@dataclass(frozen=True)
+class WatchedStep:
+    """One step of a real epoch as the student's loop took it: the parameters before and after it (canonical)
+    and the sample's key (runner.sample_key: [sum, sum of squares, first non-zero]; None if not an array)."""
+
+    index: int
+    before: Params
+    after: Params
+    key: list[float] | None
 
 
 class Student(Protocol):
@@ -51,7 +63,8 @@ class Student(Protocol):
     def train_one_sample(self, params: Params, x: np.ndarray, label: int, learning_rate: float) -> Params: ...
 
     def train_one_epoch(
-        self, params: Params, images: np.ndarray, labels: np.ndarray, learning_rate: float, record_steps: bool
+        self, params: Params, images: np.ndarray, labels: np.ndarray, learning_rate: float, record_steps: bool,
+        watch_step: int | None = None,
     ) -> EpochRun: ...
 
 
@@ -108,7 +121,7 @@ class InProcessStudent:
             raise self._missing("train_one_sample")
         return self.step(copy_params(params), x, label, learning_rate)
 
-    def train_one_epoch(self, params, images, labels, learning_rate, record_steps) -> EpochRun:
+    def train_one_epoch(self, params, images, labels, learning_rate, record_steps, watch_step=None) -> EpochRun:
         if self.epoch is None:
             raise self._missing("train_one_epoch")
         return self.epoch(copy_params(params), images, labels, learning_rate, record_steps)

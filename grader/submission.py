@@ -112,23 +112,46 @@ def strip_magics(source: str) -> str:
         if lines[first].split()[0] not in BODY_RUNNING_CELL_MAGICS:
             return "\n" * (len(lines) - 1)
         lines[first] = ""  # %%time, %%capture: Jupyter runs the body in the notebook's namespace
-    for i, line in enumerate(lines):
-        if (_MAGIC.match(line) or _HELP.match(line)) and _statement_starts_at(lines[:i]):
-            timed = _TIMED.match(line)
-            lines[i] = timed.group(1) + timed.group(2) if timed else ""
+    _blank_magic_lines(lines)
     return "\n".join(lines)
 
 
-def _statement_starts_at(previous: list[str]) -> bool:
-    """True when the code before this line is complete (no open bracket, string or continuation)."""
+def _blank_magic_lines(lines: list[str]) -> None:
+    """Blank each magic or help line (keeping a `%time` line's statement) where a statement could start (the code
+    before it complete: no open bracket, string or continuation), deciding line by line as one tokenizer reads
+    them, so that a changed line is what the next is read after. One pass: tokenizing the code before each magic
+    line again was quadratic (a 120 KB file of magic lines held a grading worker for many minutes)."""
+    ended: set[int] = set()  # rows (1-based) ended by a NEWLINE or NL token
+    depth = 0  # brackets open; below 0 after a stray closer, when the tokenizer treats later lines as continued
+    broken = False  # bad indentation stopped the tokenizer: from there on every line may start a statement
+    position = 0
+
+    def readline() -> str:
+        nonlocal position
+        if position >= len(lines):
+            return ""
+        i = position
+        position += 1
+        line = lines[i]
+        if (broken or i == 0 or (i in ended and depth == 0)) and (_MAGIC.match(line) or _HELP.match(line)):
+            timed = _TIMED.match(line)
+            lines[i] = timed.group(1) + timed.group(2) if timed else ""
+        return lines[i] + "\n"
+
     try:
-        for _ in tokenize.generate_tokens(io.StringIO("\n".join(previous) + "\n").readline):
-            pass
-    except tokenize.TokenError:
-        return False
-    except (SyntaxError, ValueError):  # e.g. bad indentation above: treat the line as a magic anyway
-        return True
-    return True
+        for token in tokenize.generate_tokens(readline):
+            if token.type == tokenize.OP and token.string in "([{":
+                depth += 1
+            elif token.type == tokenize.OP and token.string in ")]}":
+                depth -= 1
+            elif token.type in (tokenize.NEWLINE, tokenize.NL):
+                ended.add(token.start[0])
+    except tokenize.TokenError:  # the end inside a bracket, string or continuation: every line was read
+        pass
+    except (SyntaxError, ValueError):  # e.g. bad indentation: the lines after it count as statement starts
+        broken = True
+        while position < len(lines):
+            readline()
 
 
 def python_cells(text: str) -> list[Cell]:
@@ -147,9 +170,11 @@ def python_cells(text: str) -> list[Cell]:
 
 
 def _parses(source: str) -> bool:
+    """True when Python can parse the source (nesting too deep for its parser is a failure to parse, as when
+    Python runs it: MemoryError or RecursionError)."""
     try:
         ast.parse(source)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
     return True
 

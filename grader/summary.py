@@ -7,7 +7,7 @@ import signal
 import textwrap
 from typing import Any
 
-from grader.report.common import as_dict, check_state, costs
+from grader.report.common import as_dict, check_state, costs, printable
 from grader.session import RunOutcome
 
 MARKS = {"passed": "ok", "partial": "PARTIAL", "failed": "FAIL", "error": "ERROR", "skipped": "skip"}
@@ -134,24 +134,29 @@ def problem_lines(outcome: RunOutcome) -> list[str]:
     return lines
 
 
+def _print(text: str) -> None:
+    """Print text from a grading (students' messages, file names, output) without its terminal controls."""
+    print(printable(text))
+
+
 def print_summary(outcome: RunOutcome, *, self_check: bool = False) -> None:
     """Print every result (in detail when there are few) and where the reports are."""
     detailed = len(outcome.results) <= 3
     for result in outcome.results:
-        print("\n".join(submission_lines(result, detailed=detailed, self_check=self_check)))
+        _print("\n".join(submission_lines(result, detailed=detailed, self_check=self_check)))
         if detailed:
             print()
     scores = [r.get("score", 0) for r in outcome.results]
     mean = f", mean {sum(scores) / len(scores):.1f}" if len(scores) > 1 else ""
-    print(f"{len(scores)} submission{'s' * (len(scores) != 1)}{mean}, "
-          f"{outcome.regraded} graded now, {outcome.up_to_date} up to date")
+    _print(f"{len(scores)} submission{'s' * (len(scores) != 1)}{mean}, "
+           f"{outcome.regraded} graded now, {outcome.up_to_date} up to date")
     if self_check:
         withheld = next((r["hidden_checks"] for r in outcome.results if r.get("hidden_checks")), None)
         count = f"{withheld['count']:g} hidden check{'s' * (withheld['count'] != 1)} worth " \
                 f"{_points(withheld['points'])} point{'s' * (withheld['points'] != 1)}" if withheld else "hidden checks"
-        print(f"Visible checks only: the final grade may include {count}.")
+        _print(f"Visible checks only: the final grade may include {count}.")
     if outcome.data_source:
-        print(f"MNIST: {outcome.data_source}")
+        _print(f"MNIST: {outcome.data_source}")
     if outcome.out_dir is not None:
         where = outcome.out_dir
-        print(f"Reports: {where}/" + ("" if detailed else "  (index.html, grades.csv)"))
+        _print(f"Reports: {where}/" + ("" if detailed else "  (index.html, grades.csv)"))

@@ -471,3 +471,16 @@ def test_the_monitors_above_the_child_are_out_of_its_reach(tmp_path):
         reached = box.get(["reached"])["reached"]
         after = box.call("after")
     assert set(statuses(log)) == {"ok"} and reached == [] and after.value == "still graded"
+
+
+def test_output_and_tracebacks_are_bounded_by_the_grader_when_the_child_lifts_its_own_bounds(tmp_path):
+    from grader.sandbox.runner import TRACEBACK_CHARS
+
+    with Sandbox(hostile(tmp_path, "lifted_bounds.py"), None, LIMITS, require_isolation=False) as box:
+        log = box.run_cells()
+        noisy, quiet = box.call("noisy"), box.call("quiet")
+    kept = LIMITS.output_kb * 1024 + 200  # the limit, plus the note saying how much was dropped
+    assert all(len(o.stdout) <= kept for o in log.outcomes) and any("were dropped" in o.stdout for o in log.outcomes)
+    assert not noisy.ok and len(noisy.error.traceback) <= TRACEBACK_CHARS + 10 and "ValueError" in noisy.error.traceback
+    assert len(noisy.stdout) <= kept and len(noisy.stderr) <= kept and "stdout were dropped" in noisy.stdout
+    assert quiet.value == "answered" and len(quiet.stdout) <= kept

@@ -154,3 +154,68 @@ def test_help_lines_go_and_a_timed_statement_stays_as_ipython_runs_it():
     assert strip_magics(cell) == "\nweights = [1]\n\nbiases = [0]\n\nx = a if b else c"
     assert strip_magics("for i in range(2):\n    %time y = i\n    x?") == "for i in range(2):\n    y = i\n"
     assert strip_magics('s = """\nx?\n"""') == 's = """\nx?\n"""'  # inside a string: not a line of its own
+
+
+# ------------------------------------------------------------------ hostile sources (tests/fixtures/attacks)
+
+
+def _magic_lines_blanked_one_prefix_at_a_time(source: str) -> str:
+    """The definition strip_magics follows, the slow way (each magic line's prefix tokenized on its own)."""
+    import io
+    import tokenize
+
+    from grader.submission import _HELP, _MAGIC, _TIMED
+
+    lines = source.split("\n")
+    first = next((i for i, ln in enumerate(lines) if ln.strip()), 0)
+    if lines[first].lstrip().startswith("%%"):
+        if lines[first].split()[0] not in ("%%time", "%%capture"):
+            return "\n" * (len(lines) - 1)
+        lines[first] = ""
+    for i, line in enumerate(lines):
+        if _MAGIC.match(line) or _HELP.match(line):
+            try:
+                for _ in tokenize.generate_tokens(io.StringIO("\n".join(lines[:i]) + "\n").readline):
+                    pass
+            except tokenize.TokenError:
+                continue
+            except (SyntaxError, ValueError):
+                pass
+            timed = _TIMED.match(line)
+            lines[i] = timed.group(1) + timed.group(2) if timed else ""
+    return "\n".join(lines)
+
+
+def test_magic_lines_are_blanked_where_a_statement_could_start_as_one_prefix_at_a_time_would():
+    import random
+
+    pieces = ["%a", "!pip install x", "x = (", ")", "y = 1", "  %b", "'''", '"""', "def f():", "    return 1", "\\",
+              "x = 1 + \\", "# c", "", "%%time", "!echo \"it's\"", "[1,", "2]", "if x:", "     %c", "else:",
+              "s = 'abc", "}", "%matplotlib inline", "\tq", "x = '''a", "b'''", "f(%d)", "!ls (", "%%capture", "!",
+              "%time x = (", "  %time y = 1", "np.random.normal?", "??len", "f()?"]
+    rng = random.Random(7)
+    for _ in range(3000):
+        source = "\n".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
+        assert strip_magics(source) == _magic_lines_blanked_one_prefix_at_a_time(source), repr(source)
+
+
+def test_a_file_of_forty_thousand_magic_lines_is_split_in_one_pass(tmp_path):
+    """attacks/magic_flood.py: 120 KB that held a grading worker for many minutes (each line's prefix tokenized)."""
+    import subprocess
+    import sys
+
+    script = ("from grader.submission import load_submission; import sys; "
+              "print(len(load_submission(sys.argv[1]).cells))")
+    path = Path(__file__).parent / "fixtures" / "attacks" / "magic_flood.py"
+    run = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 0 and int(run.stdout) >= 2, run.stderr
+
+
+def test_nesting_too_deep_for_pythons_parser_fails_only_its_own_block():
+    """attacks/deep_nesting.py: `not not ... 1` 100,000 deep made the parser raise MemoryError in the grader
+    (a 'grader failure' of 0/0); Python cannot compile that statement either, so only its block fails."""
+    source = "a = 1\n\nb = " + "not " * 100_000 + "1\n\nc = 3\n"
+    cells = python_cells(source)
+    assert [c.first_line for c in cells] == [1, 3, 5]
+    assert cells[0].source == "a = 1" and cells[2].source == "c = 3"

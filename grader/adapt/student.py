@@ -31,7 +31,7 @@ from grader.adapt.shapes import LayoutProblem
 from grader.results import RunError
 from grader.sandbox import CallResult, Fingerprint, Opaque, Ref, Sandbox
 from grader.sandbox.values import Repeated
-from grader.student import EpochRun, Params, StudentCodeError
+from grader.student import EpochRun, Params, StudentCodeError, WatchedStep
 
 HANDOUT_FUNCTIONS = tuple(HANDOUT)
 PARAMETER_ROLES = ("weights", "biases")
@@ -160,14 +160,18 @@ class SandboxStudent:
         return found.params, result.trace or ()
 
     def train_one_epoch(
-        self, params: Params, images: np.ndarray, labels: np.ndarray, learning_rate: float, record_steps: bool
+        self, params: Params, images: np.ndarray, labels: np.ndarray, learning_rate: float, record_steps: bool,
+        watch_step: int | None = None,
     ) -> EpochRun:
         """One epoch over images (n, 784) set as x_train/y_train; with record_steps, the per-sample calls
-        are recorded as [{"x", "label", "lr"}] (the student's step still runs; if it raises, the loop goes on)."""
+        are recorded as [{"x", "label", "lr"}] (the student's step still runs; if it raises, the loop goes on);
+        with watch_step k, the network before and after the loop's k-th train_one_sample call (EpochRun.watched)."""
         function = "train_one_epoch"
         x_student, y_student = self.form.samples(images), self.form.labels(labels)
         values = {"images": x_student, "labels": y_student, "learning_rate": float(learning_rate)}
         record = ("train_one_sample",) if record_steps and self.has("train_one_sample") else ()
+        watch = ("train_one_sample", int(watch_step)) if watch_step is not None and self.has("train_one_sample") \
+            else None
         result, positions = self._call_planned(
             function,
             params,
@@ -175,15 +179,27 @@ class SandboxStudent:
             extra_globals={"x_train": x_student, "y_train": y_student, **self._rate_global(learning_rate)},
             record=record,
             with_positions=True,
+            watch=watch,
         )
         recorded = self._recorded_steps(result.recorded) if record else []
+        watched = self._watched_step(watch, result.watched)
         found = self._updated(function, params, result, positions)
         if isinstance(found, LayoutProblem):
             if not record_steps:
                 raise _failure(function, found.message)
-            return EpochRun(None, recorded, result.stdout)
+            return EpochRun(None, recorded, result.stdout, watched)
         after = None if record_steps and found.source == "none" else found.params
-        return EpochRun(after, recorded, result.stdout)
+        return EpochRun(after, recorded, result.stdout, watched)
+
+    def _watched_step(self, watch: tuple[str, int] | None, watched: dict[str, Any] | None) -> WatchedStep | None:
+        """The watched step in the canonical layout; None if it was not seen or cannot be read."""
+        if watch is None or not watched or self.layout is None:
+            return None
+        before = from_entries(watched["before"], self.layout, "before the watched step")
+        after = from_entries(watched["after"], self.layout, "after the watched step")
+        if isinstance(before, LayoutProblem) or isinstance(after, LayoutProblem):
+            return None
+        return WatchedStep(watch[1], before.params, after.params, watched["key"])
 
     def count_epoch_steps(self, params: Params, images: np.ndarray, labels: np.ndarray, n: int,
                           learning_rate: float, timeout_s: float) -> tuple[list[Any], Params | None]:
@@ -238,6 +254,7 @@ class SandboxStudent:
         trace: bool = False,
         compact: bool = False,
         timeout_s: float | None = None,
+        watch: tuple[str, int] | None = None,
     ):
         """Call a handout function as planned: parameters written into the student's arrays, and passed where it
         takes them; `compact` recording and `timeout_s` as Sandbox.call takes them (default: by the data's size)."""
@@ -262,6 +279,7 @@ class SandboxStudent:
             timeout=timeout_s or self._timeout(function, len(values.get("labels", ()))),
             **({"trace": True} if trace else {}),
             **({"compact": True} if compact else {}),
+            **({"watch": watch} if watch is not None else {}),
         )
         return (result, positions) if with_positions else result
 

@@ -14,7 +14,7 @@ import numpy as np
 from grader.checks.failures import SHARE, grader_failed, student_failed
 from grader.checks.training import TrainingSettings
 from grader.results import CheckResult
-from grader.student import Params, Student, StudentCodeError
+from grader.student import Params, Student, StudentCodeError, WatchedStep
 from reference import network
 
 
@@ -95,8 +95,12 @@ def check_short_training(
     test_images: np.ndarray,
     test_labels: np.ndarray,
     settings: TrainingSettings | None = None,
+    watch_step: int | None = None,
+    seen: list[WatchedStep] | None = None,
 ) -> CheckResult:
-    """Q4.training: `epochs` of the student's train_one_epoch vs the reference's, test accuracy per epoch."""
+    """Q4.training: `epochs` of the student's train_one_epoch vs the reference's, test accuracy per epoch;
+    `watch_step` k: the network before and after the first epoch's k-th step is appended to `seen` (Q3 compares it
+    with the reference's step, checks/watched_step.py)."""
     settings = settings or TrainingSettings()
     check_id, title, points = "Q4.training", f"training {settings.epochs} epochs", SHARE
     if not student.has("train_one_epoch"):
@@ -122,7 +126,11 @@ def check_short_training(
     params = init_params
     for epoch in range(1, settings.epochs + 1):
         try:
-            params = student.train_one_epoch(params, x, y, settings.learning_rate, False).params
+            watch = {"watch_step": watch_step} if epoch == 1 and watch_step is not None else {}
+            run = student.train_one_epoch(params, x, y, settings.learning_rate, False, **watch)
+            params = run.params
+            if watch and run.watched is not None and seen is not None:
+                seen.append(run.watched)
         except StudentCodeError as exc:
             result = student_failed(
                 check_id, title, points, exc, f"training epoch {epoch} of {settings.epochs}"

@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grader.checks.own_loop import OwnLoopRun, run_own_loop
+from grader.checks.short_training import check_short_training
 from grader.checks.training import check_training_loop
+from grader.checks.watched_step import watch_index
 from grader.data import GradingData
 from grader.results import CheckResult, GradientVerdict
-from grader.student import EpochRun, Params, Student, StudentCodeError
+from grader.student import EpochRun, Params, Student, StudentCodeError, WatchedStep
 from reference import network
 
 
@@ -71,6 +73,22 @@ class Context:
                 self._cache["own"] = None
         return self._cache["own"]
 
+
+    def short_training(self, student: Student) -> CheckResult:
+        """Q4.training's result, its first epoch's step at watch_index watched (checks/watched_step.py); once per
+        submission (Q3 reads the watched step, Q4 scores the training)."""
+        if "training" not in self._cache:
+            q4, data, seen = self.settings["Q4"], self.data, []
+            self._cache["training"] = check_short_training(
+                student, self.init, data.train_images, data.train_labels, data.test_images, data.test_labels, q4,
+                watch_step=watch_index(min(q4.train_samples, len(data.train_labels)), self.variant), seen=seen)
+            self._cache["watched"] = seen[0] if seen else None
+        return self._cache["training"]
+
+    def watched_step(self, student: Student) -> WatchedStep | None:
+        """The step of Q4's training run watched by short_training (its network before and after), if it was seen."""
+        self.short_training(student)
+        return self._cache.get("watched")
 
     def loop_check(self, student: Student) -> CheckResult:
         """Q4.loop's result from the two loop runs above; once per submission (Q3 reads its trajectory, Q4

@@ -23,6 +23,7 @@ from grader.checks.own_loop import (
 )
 from grader.checks.real_step import RealStep, check_real_step
 from grader.checks.signatures import check_signatures
+from grader.checks.watched_step import watched_step_errors
 from grader.data import GradingData
 from grader.gradients import implied_gradient, least_squares_ratio, probe_point, relative_error
 from grader.questions.base import Context, Question
@@ -59,6 +60,8 @@ def run(student: Student, ctx: Context) -> list[CheckResult]:
         loop = replace(loop, details={**loop.details, "trajectory_rel_error": _trajectory(student, ctx, lr, decay)})
         own = replace(own, learning_rate=own.learning_rate * loss_factor) if own is not None else None
     checks = _credit_only_what_the_own_loop_confirms(checks, [loop] if loop else [], own, own_scale, decay)
+    if loop is not None and own_scale is None:
+        checks = _credit_only_what_the_watched_step_confirms(checks, student, ctx, loss_factor, decay)
     ctx.gradients.update(_verdicts_agreeing_with(checks, ctx.gradients))
     if any(not v.ok for v in ctx.gradients.values()):
         ctx.figures.update(_gradient_figures(student, data, settings.seed, _named_probe(checks)))
@@ -302,6 +305,26 @@ def _credit_only_what_the_own_loop_confirms(q3: list[CheckResult], q4: list[Chec
                              "where your own train_one_epoch takes 20 steps from the handout's initialisation, the "
                              "result")
     return q3
+
+
+def _credit_only_what_the_watched_step_confirms(q3: list[CheckResult], student: Student, ctx: Context,
+                                                 loss_factor: float | None, decay: dict[str, float] | None
+                                                 ) -> list[CheckResult]:
+    """Q3 tensors right until now (at the probes and in the loop's first steps) but wrong in the step watched deep
+    in Q4's training run (checks/watched_step.py): the step recognises the grader's calls, so no credit, and none
+    for Q3.real_step either. Compared with the student's own loss factor and weight decay where Q3 found them."""
+    watched = ctx.watched_step(student)
+    if watched is None:
+        return q3
+    q4 = ctx.settings["Q4"]
+    images, labels = ctx.data.train_images[: q4.train_samples], ctx.data.train_labels[: q4.train_samples]
+    errors = watched_step_errors(watched, images, labels, q4.learning_rate * (loss_factor or 1.0), decay or None)
+    wrong = wrong_tensors(errors)
+    if not any(c.id.split(".")[-1] in wrong and c.status == "passed" for c in q3):
+        return q3
+    where = f"step {watched.index + 1} of the first epoch of your own training run (Q4), from the weights your " \
+            "loop had reached there,"
+    return withhold_credit(q3, {**wrong, "real_step": max(wrong.values())}, where)
 
 
 def _verdicts_agreeing_with(q3: list[CheckResult], gradients: dict[str, GradientVerdict]

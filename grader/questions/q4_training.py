@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from grader.checks.short_training import check_short_training
 from grader.checks.signatures import check_signatures
 from grader.checks.training import TrainingSettings
 from grader.questions.base import Context, Question
@@ -18,10 +17,8 @@ FUNCTIONS = ("train_one_epoch",)
 
 def run(student: Student, ctx: Context) -> list[CheckResult]:
     """The loop, the short training (with the accuracy caveat when Q3 found wrong gradients), the signature."""
-    data, settings, init = ctx.data, ctx.settings["Q4"], ctx.init
     loop = ctx.loop_check(student)
-    short = check_short_training(student, init, data.train_images, data.train_labels,
-                                 data.test_images, data.test_labels, settings)
+    short = ctx.short_training(student)
     if short.details.get("student_accuracy"):
         ctx.training.update(epochs=short.details.get("epochs"), student=short.details["student_accuracy"],
                             reference=short.details.get("reference_accuracy"))

@@ -9,6 +9,7 @@ import select
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from grader.results import RunError
 from grader.sandbox.records import Param, Symbol
+from grader.sandbox.runner import TRACEBACK_CHARS
 from grader.sandbox.values import ArrayReader
 
 ERROR_KINDS = {"exception", "timeout", "memory", "output_limit", "exit", "crash"}
@@ -182,20 +184,31 @@ def _output_log(base: Path) -> int:
     return os.open(base / "child-output.log", os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
 
 
+def _bounded(text: str, limit: int) -> tuple[str, int]:
+    """(text cut to its first and last limit/2 characters, how many were cut): the child's own bounds live in
+    the student's process, which can lift them."""
+    if len(text) <= limit:
+        return text, 0
+    half = limit // 2
+    return text[:half] + "\n...\n" + text[len(text) - half:], len(text) - 2 * half
+
+
 def _student_error(error: Any, where: str) -> RunError | None:
     if not isinstance(error, dict):
         return None
     kind = error.get("kind") if error.get("kind") in ERROR_KINDS else "exception"
     traceback = error.get("traceback")
     return RunError(kind, where, str(error.get("message", ""))[:2000],
-                    str(traceback) if traceback is not None else None)
+                    _bounded(str(traceback), TRACEBACK_CHARS)[0] if traceback is not None else None)
 
 
-def _with_note(answer: dict[str, Any], stream: str) -> str:
+def _with_note(answer: dict[str, Any], stream: str, limit: int) -> str:
+    """The child's stdout or stderr, at most `limit` characters (Limits.output_kb), saying what was dropped."""
     text = answer.get(stream)
-    text = text if isinstance(text, str) else ""
+    text, cut = _bounded(text if isinstance(text, str) else "", limit)
     dropped = answer.get(f"{stream}_dropped")
-    if isinstance(dropped, int) and dropped > 0:
+    dropped = cut + (dropped if isinstance(dropped, int) and dropped > 0 else 0)
+    if dropped:
         text += f"\n[... {dropped} more characters of {stream} were dropped (output limit)]"
     return text
 
@@ -229,3 +242,21 @@ def _traced(node: Any, reader: ArrayReader) -> tuple[dict[str, Any], ...]:
                            "line": raw["line"], "file": str(raw.get("file"))[:200],
                            "source": str(raw.get("source"))[:300], "value": value})
     return tuple(traced)
+
+
+def _watched(node: Any, reader: ArrayReader, entries: Sequence[int]) -> dict[str, Any] | None:
+    """The watched step as {"key": [sum, sum of squares, first non-zero] | None, "before": {entry: array},
+    "after": {entry: array}}, only the entries asked for and numeric arrays; None if it is malformed."""
+    value = reader.decode(node) if isinstance(node, dict) else None
+    if not isinstance(value, dict):
+        return None
+    key = value.get("key")
+    key = key if isinstance(key, list) and len(key) == 3 and all(isinstance(k, (int, float)) for k in key) else None
+    states = {}
+    for when in ("before", "after"):
+        arrays = value.get(when)
+        if not isinstance(arrays, dict):
+            return None
+        states[when] = {int(k): v for k, v in arrays.items()
+                        if str(k).isdigit() and int(k) in entries and isinstance(v, np.ndarray)}
+    return {"key": key, **states}

@@ -128,3 +128,4 @@ class CallResult:
     params: dict[int, Any] = field(default_factory=dict)  # network entry -> its value after the call
     rebound: dict[int, tuple[str, ...]] = field(default_factory=dict)  # entry -> paths the student rebound
     trace: tuple[dict[str, Any], ...] | None = None  # call(trace=True): [{name, function, line, file, source, value}]
+    watched: dict[str, Any] | None = None  # call(watch=...): {"key", "before": {entry: array}, "after": {...}}

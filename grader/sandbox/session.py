@@ -28,6 +28,7 @@ from grader.sandbox.child import (
     _symbol,
     _TimedOut,
     _traced,
+    _watched,
     _with_note,
 )
 from grader.sandbox.isolation import ChildUser, SandboxFailure
@@ -185,11 +186,13 @@ class Sandbox(BoxStart):
              set_globals: dict[str, Any] | None = None, get_globals: Sequence[str] = (),
              set_params: dict[int, np.ndarray] | None = None, get_params: Sequence[int] = (),
              record: Sequence[str] = (), compact: bool = False, timeout_s: float | None = None,
-             trace: bool = False) -> CallResult:
+             trace: bool = False, watch: tuple[str, int] | None = None) -> CallResult:
         """Set globals, write `set_params` into the network's own arrays (entry -> value, in place), call
         `function(*args, **kwargs)` in the child (a `Ref` argument is the student's own object), and read back
         its value, the globals and the network entries asked for; `trace`: also the arrays the call computed in
-        the submission's own frames (runner.StepTracer), as `CallResult.trace`."""
+        the submission's own frames (runner.StepTracer), as `CallResult.trace`; `watch` (name, k): the
+        `get_params` entries before and after the k-th call (from 0) of the global `name`, as
+        `CallResult.watched`."""
         self._require_started()
         where = f"call {function}"
         started = time.monotonic()
@@ -200,6 +203,8 @@ class Sandbox(BoxStart):
                    "set_params": writer.encode({str(i): v for i, v in (set_params or {}).items()}),
                    "get_params": [int(i) for i in get_params],
                    "get_globals": list(get_globals), "record": list(record), "compact": compact, "trace": trace}
+        if watch is not None:
+            message["watch"] = {"function": str(watch[0]), "call": int(watch[1])}
         try:
             answer, error, timed_out = self._request(message, timeout_s or self.limits.call_timeout_s, where)
         finally:
@@ -224,9 +229,11 @@ class Sandbox(BoxStart):
         result = CallResult(
             function, error is None, value=reader.decode(answer.get("value")),
             globals=self._decode_mapping(answer.get("globals")),
-            stdout=_with_note(answer, "stdout"), stderr=_with_note(answer, "stderr"), error=error,
+            stdout=_with_note(answer, "stdout", self._output_chars),
+            stderr=_with_note(answer, "stderr", self._output_chars), error=error,
             recorded=recorded, duration_s=elapsed, params=params, rebound=rebound,
-            trace=_traced(answer.get("trace"), reader) if trace else None)
+            trace=_traced(answer.get("trace"), reader) if trace else None,
+            watched=_watched(answer.get("watched"), reader, get_params) if watch is not None else None)
         self._sweep_outbox()
         if self._budget.refused:
             return CallResult(function, False, error=self._over_budget(where), stdout=result.stdout,
@@ -242,7 +249,8 @@ class Sandbox(BoxStart):
         if answer is not None:
             self._completed.append(cell)
             error = _student_error(answer.get("error"), cell.label)
-            stdout, stderr = _with_note(answer, "stdout"), _with_note(answer, "stderr")
+            stdout, stderr = _with_note(answer, "stdout", self._output_chars), _with_note(answer, "stderr",
+                                                                                        self._output_chars)
             snapshot = answer.get("snapshot")
             # a later snapshot replaces the first when the child saw zero weights drawn (runner: filled weights)
             if (self._initial_entries is None or answer.get("snapshot_replaces") is True) and isinstance(snapshot,
@@ -346,6 +354,11 @@ class Sandbox(BoxStart):
     def _next_id(self) -> str:
         self._requests += 1
         return f"r{self._requests}-{os.urandom(4).hex()}"
+
+    @property
+    def _output_chars(self) -> int:
+        """The most of a call's stdout (or stderr) the grader keeps: the child's own limit, held here too."""
+        return self.limits.output_kb * 1024
 
     def _reader(self) -> ArrayReader:
         return ArrayReader(self._outbox_fd, self.limits.max_array_mb * 2**20, budget=self._budget)

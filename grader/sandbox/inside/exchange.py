@@ -3,8 +3,9 @@
 import math
 import os
 
-import numpy as np
 from numpy.lib import format as npy_format
+
+from .frozen import np
 
 # Taken before any student code runs, so patching numpy's attributes cannot reach the exchange.
 _write_array, _load = npy_format.write_array, np.load

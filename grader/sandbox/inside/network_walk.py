@@ -3,9 +3,8 @@ with the paths that reach it (through lists, dicts, object arrays, objects, clas
 
 import types
 
-import numpy as np
-
 from .exchange import is_array_sequence
+from .frozen import np
 from .paths import resolve_step
 
 NETWORK_MATRICES = ((784, 32), (32, 784), (32, 32), (32, 10), (10, 32))  # W1, W2, W3 in either orientation

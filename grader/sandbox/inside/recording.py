@@ -3,7 +3,7 @@ form only each sample's key, so that the grader can count and check the loop's s
 
 import inspect
 
-import numpy as np
+from .frozen import np
 
 
 def sample_key(value):
@@ -68,3 +68,28 @@ def step_recorder(exchange, name, original, log, compact=False):
             return None
 
     return record
+
+
+def step_watcher(name, original, call, snapshot, found):
+    """A stand-in for the student's step `name` that runs every call as it is and, at its `call`-th call (from 0),
+    fills `found` with the sample's key and snapshot() of the network before and after that step: an ordinary
+    step deep in a real epoch, which a step that counts its calls or watches the loop's index cannot tell from
+    any other."""
+    try:
+        sample_name = next(iter(inspect.signature(original).parameters), None)
+    except (TypeError, ValueError):
+        sample_name = None
+    count = [0]
+
+    def watch(*args, **kwargs):
+        index, count[0] = count[0], count[0] + 1
+        if index != call:
+            return original(*args, **kwargs)
+        sample = args[0] if args else kwargs.get(sample_name, next(iter(kwargs.values()), None))
+        found.update(function=name, key=sample_key(sample), before=snapshot())
+        try:
+            return original(*args, **kwargs)
+        finally:
+            found["after"] = snapshot()
+
+    return watch

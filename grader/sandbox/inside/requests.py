@@ -8,14 +8,13 @@ import linecache
 import os
 import sys
 
-import numpy as np
-
 from .capture import BoundedWriter
 from .errors import error_of
 from .exchange import Exchange
+from .frozen import np
 from .network_map import NetworkMap
 from .network_walk import is_complete_network, is_weight_matrix, names_used_by_functions, network_arrays
-from .recording import step_recorder
+from .recording import step_recorder, step_watcher
 from .symbols import describe
 from .tracing import StepTracer
 
@@ -179,6 +178,7 @@ class Runner:
         name = req["function"]
         function = self.ns.get(name)  # before the recorders: a recorded function called directly runs as it is
         recorded, originals = self.install_recorders(req.get("record", []), bool(req.get("compact")))
+        watched = self.install_watcher(req.get("watch"), req.get("get_params", []), originals)
         tracer = self.tracer() if req.get("trace") else None
         try:
             value, error, (out, out_dropped), (err, err_dropped) = self.guarded(
@@ -190,6 +190,8 @@ class Runner:
                   "globals": {n: self.exchange.encode(self.ns[n]) for n in req.get("get_globals", [])
                               if n in self.ns}}
         answer["value"] = None if error else self.exchange.encode(value)
+        if req.get("watch"):
+            answer["watched"] = self.exchange.encode(watched) if "after" in watched else None
         if tracer is not None:
             answer["trace"] = {"truncated": tracer.truncated, "events": tracer.events,
                                "records": [{**r, "value": self.exchange.encode(r["value"])} for r in tracer.records]}
@@ -223,6 +225,27 @@ class Runner:
                 originals[target] = self.ns[target]
                 self.ns[target] = self.recorder(target, originals[target], recorded, compact)
         return recorded, originals
+
+    def install_watcher(self, watch, indices, originals):
+        """Replace the global `watch["function"]` by a step_watcher of its `watch["call"]`-th call, snapshotting
+        the network entries `indices`; -> the dict it fills (empty until that call ends)."""
+        found = {}
+        name = (watch or {}).get("function")
+        if name is None or not callable(self.ns.get(name)) or self.network is None:
+            return found
+        originals.setdefault(name, self.ns[name])
+
+        def snapshot():
+            values = {}
+            for index in indices:
+                try:
+                    values[str(int(index))] = np.array(self.network.read(self.ns, int(index))[0], copy=True)
+                except Exception:  # a student's object that is not an array: that entry is not shown
+                    continue
+            return values
+
+        self.ns[name] = step_watcher(name, self.ns[name], int(watch["call"]), snapshot, found)
+        return found
 
     def tracer(self):
         """A StepTracer over the submission's own code, skipping the network's arrays (the grader knows them)."""

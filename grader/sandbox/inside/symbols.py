@@ -3,9 +3,8 @@
 import inspect
 import types
 
-import numpy as np
-
 from .exchange import opaque
+from .frozen import np
 
 
 def describe(value):

@@ -3,7 +3,7 @@ grader's search for the first wrong quantity (grader/pinpoint.py)."""
 
 import time
 
-import numpy as np
+from .frozen import np
 
 _clock = time.perf_counter  # taken before any student code runs
 
