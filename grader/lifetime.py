@@ -137,7 +137,7 @@ def processes_in(boxes: Iterable[Path]) -> list[int]:
 
 
 def _cgroup_parents() -> list[Path]:
-    """The cgroup folders this process's sandboxes make their groups in (v1 memory and pids, v2)."""
+    """The cgroup folders this process's sandboxes make their groups in (v1 memory, pids and cpu, v2)."""
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
     except OSError:
@@ -146,7 +146,7 @@ def _cgroup_parents() -> list[Path]:
     for line in lines:
         _, controllers, path = line.split(":", 2)
         for name in controllers.split(",") if controllers else [""]:
-            if name in ("memory", "pids", ""):
+            if name in ("memory", "pids", "cpu", ""):
                 for mount in ([CGROUPS / name] if name else [CGROUPS, CGROUPS / "unified"]):
                     if (mount / path.lstrip("/")).is_dir():
                         parents.append(mount / path.lstrip("/"))

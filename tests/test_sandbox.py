@@ -436,6 +436,19 @@ def test_array_writer_refuses_to_follow_a_planted_symlink(tmp_path):
         ArrayWriter(_exchange_dir(tmp_path), prefix="q").encode(object())
 
 
+def test_a_traceback_through_the_graders_wrappers_shows_only_the_students_frames(tmp_path):
+    source = ("def step(i):\n    if i == 3:\n        raise ValueError('bad sample')\n\n\n"
+              "def loop():\n    try:\n        for i in range(5):\n            step(i)\n"
+              "    except ValueError as e:\n        raise RuntimeError('the epoch failed') from e\n")
+    with Sandbox(submission_of(tmp_path, source), None, FAST) as box:
+        box.run_cells()
+        res = box.call("loop", watch=("step", 1))
+    text = res.error.traceback
+    assert not res.ok and res.error.message.startswith("RuntimeError")
+    assert 'line 9, in loop' in text and 'line 3, in step' in text and "ValueError: bad sample" in text
+    assert "/inside/" not in text and "/box/" not in text, text  # the watch sits between loop and step
+
+
 def test_run_error_is_the_shared_result_type(tmp_path):
     sub = submission_of(tmp_path, "1/0\n")
     with Sandbox(sub, None, FAST) as box:

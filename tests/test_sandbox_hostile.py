@@ -19,7 +19,7 @@ import pytest
 
 import grader
 import reference
-from grader.sandbox import Limits, Opaque, Sandbox, bwrap
+from grader.sandbox import Limits, Opaque, Sandbox, bwrap, cgroups
 from grader.sandbox.isolation import is_root
 from grader.submission import NotGradable, Submission, load_submission
 
@@ -484,3 +484,18 @@ def test_output_and_tracebacks_are_bounded_by_the_grader_when_the_child_lifts_it
     assert not noisy.ok and len(noisy.error.traceback) <= TRACEBACK_CHARS + 10 and "ValueError" in noisy.error.traceback
     assert len(noisy.stdout) <= kept and len(noisy.stderr) <= kept and "stdout were dropped" in noisy.stdout
     assert quiet.value == "answered" and len(quiet.stdout) <= kept
+
+
+@pytest.mark.skipif(not is_root() or cgroups.available() is None, reason="needs a cgroup (root)")
+def test_processes_escaping_their_session_share_one_cpu_for_the_whole_sandbox(tmp_path):
+    with Sandbox(hostile(tmp_path, "cpu_spinners.py"), None, LIMITS) as box:
+        box.run_cells()
+        group = box._cgroup
+        spun = box.call("spin_for", [2.0, 4], timeout_s=30)
+        protections = box.protections()
+    if group.cpu_dir is None:
+        pytest.skip("no cpu controller here")
+    assert any("at most 1 CPU for all its processes" in p for p in protections), protections
+    assert spun.ok, spun.error
+    print("CPU seconds over wall seconds:", spun.value)
+    assert spun.value["cpu"] <= 1.25 * spun.value["wall"], spun.value  # 4 spinners; without the limit up to 2x here

@@ -1,9 +1,13 @@
-"""Limits on the whole sandbox: a memory and a pids cgroup holding every process the child starts.
+"""Limits on the whole sandbox: a memory and a pids cgroup holding every process the child starts, and a cpu
+cgroup giving all of them together at most one CPU's time where the cpu controller is there.
 
-cgroup v1 (the `memory` and `pids` hierarchies, writable by root) or v2 (a delegated group whose
-`cgroup.subtree_control` enables `memory` and `pids`). Each sandbox's group is made under the grader's own
-group, so whatever limits the grader itself runs under still apply. Where neither can be made, `Cgroup.make`
-returns None with the reason, and the session falls back to rlimits (processes x address space).
+cgroup v1 (the `memory` and `pids` hierarchies, writable by root; `cpu` when mounted) or v2 (a delegated group
+whose `cgroup.subtree_control` enables `memory` and `pids`; `cpu` when enabled too). Without the CPU limit, each
+of a submission's processes counts apart for the scheduler (one that calls setsid() even escapes its per-session
+fairness): 60 spinning processes made another submission graded beside it 17 times slower. Each sandbox's group
+is made under the grader's own group, so whatever limits the grader itself runs under still apply. Where neither
+can be made, `Cgroup.make` returns None with the reason, and the session falls back to rlimits (processes x
+address space).
 """
 
 from __future__ import annotations
@@ -27,23 +31,32 @@ class Cgroup:
     version: int
     memory_dir: Path
     pids_dir: Path
+    cpu_dir: Path | None = None  # None: no CPU limit here (no cpu controller)
 
     @staticmethod
-    def make(memory_bytes: int, pids: int) -> tuple[Cgroup | None, str]:
-        """A fresh group with these limits, or (None, why not)."""
+    def make(memory_bytes: int, pids: int, cpus: float = 1.0) -> tuple[Cgroup | None, str]:
+        """A fresh group with these limits (`cpus`: CPU time for all its processes, in CPUs), or (None, why not)."""
         name = f"{PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
         v1 = _v1_parents()
         if v1 is not None:
-            _sweep_dead(1, *v1)
-            return _made(1, v1[0] / name, v1[1] / name, memory_bytes, pids)
+            cpu = _v1_parent("cpu")
+            for parent in (v1[0], v1[1], cpu):
+                if parent is not None:
+                    _sweep_dead(1, parent)
+            return _made(1, v1[0] / name, v1[1] / name, memory_bytes, pids, cpu / name if cpu else None, cpus)
         v2 = _v2_parent()
         if v2 is not None:
-            _sweep_dead(2, v2, v2)
-            return _made(2, v2 / name, v2 / name, memory_bytes, pids)
+            _sweep_dead(2, v2)
+            cpu = v2 / name if "cpu" in _subtree_controllers(v2) else None
+            return _made(2, v2 / name, v2 / name, memory_bytes, pids, cpu, cpus)
         return None, why_unavailable()
 
+    def dirs(self) -> list[Path]:
+        """Its directories, each once."""
+        return list(dict.fromkeys(d for d in (self.memory_dir, self.pids_dir, self.cpu_dir) if d is not None))
+
     def procs_files(self) -> list[Path]:
-        return sorted({self.memory_dir / "cgroup.procs", self.pids_dir / "cgroup.procs"})
+        return sorted(d / "cgroup.procs" for d in self.dirs())
 
     def members(self) -> set[int]:
         """The pids in the group now."""
@@ -75,7 +88,7 @@ class Cgroup:
                 except OSError:
                     pass
             removed = True
-            for d in {self.memory_dir, self.pids_dir}:
+            for d in self.dirs():
                 try:
                     d.rmdir()
                 except FileNotFoundError:
@@ -87,17 +100,17 @@ class Cgroup:
             time.sleep(0.02)
 
 
-def _sweep_dead(version: int, memory_parent: Path, pids_parent: Path) -> None:
-    """Remove the groups a grader that died without closing its sandboxes (SIGKILL) left beside ours: a
-    leftover would keep our own group from being removed."""
+def _sweep_dead(version: int, parent: Path) -> None:
+    """Remove the groups a grader that died without closing its sandboxes (SIGKILL) left beside ours in one
+    hierarchy: a leftover would keep our own group from being removed."""
     try:
-        names = [p.name for p in memory_parent.iterdir()]
+        names = [p.name for p in parent.iterdir()]
     except OSError:
         return
     for name in names:
         match = _OWNER.match(name)
         if match and not _alive(int(match[1])):
-            Cgroup(version, memory_parent / name, pids_parent / name).remove()
+            Cgroup(version, parent / name, parent / name).remove()
 
 
 def _alive(pid: int) -> bool:
@@ -110,11 +123,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _made(version: int, memory_dir: Path, pids_dir: Path, memory_bytes: int, pids: int
-          ) -> tuple[Cgroup | None, str]:
+def _made(version: int, memory_dir: Path, pids_dir: Path, memory_bytes: int, pids: int, cpu_dir: Path | None,
+          cpus: float) -> tuple[Cgroup | None, str]:
     group = Cgroup(version, memory_dir, pids_dir)
     try:
-        for d in {memory_dir, pids_dir}:
+        for d in group.dirs():
             d.mkdir()
         if version == 1:
             (memory_dir / "memory.limit_in_bytes").write_text(str(memory_bytes))
@@ -129,7 +142,32 @@ def _made(version: int, memory_dir: Path, pids_dir: Path, memory_bytes: int, pid
     except OSError as exc:
         group.remove()
         return None, f"cannot make a cgroup ({exc.strerror}: {exc.filename})"
-    return group, f"cgroup v{version}"
+    cpu = _cpu_limited(version, cpu_dir, cpus)
+    if cpu is None:
+        return group, f"cgroup v{version}; no CPU limit (no cpu controller here)"
+    return Cgroup(version, memory_dir, pids_dir, cpu), f"cgroup v{version}; at most {cpus:g} CPU for all its processes"
+
+
+def _cpu_limited(version: int, cpu_dir: Path | None, cpus: float, period_us: int = 100_000) -> Path | None:
+    """cpu_dir made with a quota of `cpus` CPUs' time per period; None where it cannot be (no CPU limit then)."""
+    if cpu_dir is None:
+        return None
+    quota = max(1000, int(cpus * period_us))
+    try:
+        if version == 1:
+            cpu_dir.mkdir()
+            (cpu_dir / "cpu.cfs_period_us").write_text(str(period_us))
+            (cpu_dir / "cpu.cfs_quota_us").write_text(str(quota))
+        else:  # the same directory as memory and pids, made above
+            (cpu_dir / "cpu.max").write_text(f"{quota} {period_us}")
+    except OSError:
+        if version == 1:
+            try:
+                cpu_dir.rmdir()
+            except OSError:
+                pass
+        return None
+    return cpu_dir
 
 
 def _own_path(controller: str) -> str | None:
@@ -145,18 +183,26 @@ def _own_path(controller: str) -> str | None:
     return None
 
 
+def _v1_parent(controller: str) -> Path | None:
+    """This process's group in the v1 hierarchy of `controller`, if it is there and writable."""
+    own = _own_path(controller)
+    base = ROOT / controller
+    if own is None or not (base / "cgroup.procs").exists():
+        return None
+    parent = base / own.lstrip("/")
+    return parent if os.access(parent, os.W_OK) else None
+
+
 def _v1_parents() -> tuple[Path, Path] | None:
-    parents = []
-    for controller in ("memory", "pids"):
-        own = _own_path(controller)
-        base = ROOT / controller
-        if own is None or not (base / "cgroup.procs").exists():
-            return None
-        parent = base / own.lstrip("/")
-        if not os.access(parent, os.W_OK):
-            return None
-        parents.append(parent)
-    return parents[0], parents[1]
+    memory, pids = _v1_parent("memory"), _v1_parent("pids")
+    return (memory, pids) if memory is not None and pids is not None else None
+
+
+def _subtree_controllers(group: Path) -> set[str]:
+    try:
+        return set((group / "cgroup.subtree_control").read_text().split())
+    except OSError:
+        return set()
 
 
 def _v2_parent() -> Path | None:
@@ -184,12 +230,14 @@ def why_unavailable() -> str:
 
 
 def available() -> str | None:
-    """'cgroup v1' / 'cgroup v2' when a group could be made here now, else None."""
-    if _v1_parents() is not None:
-        return "cgroup v1"
-    if _v2_parent() is not None:
-        return "cgroup v2"
-    return None
+    """'cgroup v1' / 'cgroup v2' (and whether it can limit the CPU) when a group could be made here now, else
+    None."""
+    v2 = _v2_parent() if _v1_parents() is None else None
+    if _v1_parents() is None and v2 is None:
+        return None
+    cpu = _v1_parent("cpu") is not None if v2 is None else "cpu" in _subtree_controllers(v2)
+    return f"cgroup v{1 if v2 is None else 2}" + ("; at most 1 CPU for all its processes" if cpu else
+                                                  "; no CPU limit (no cpu controller here)")
 
 
 def _read_int(path: Path) -> int | None:

@@ -13,12 +13,22 @@ def is_own_frame(filename):
     return filename.startswith(OWN_PREFIX)
 
 
+def _without_own_frames(summary, seen):
+    """summary (a TracebackException) and the exceptions chained to it, without this package's frames: the
+    grader's wrappers around a student's function (recording, watching) sit between the student's own frames."""
+    if summary is None or id(summary) in seen:
+        return
+    seen.add(id(summary))
+    summary.stack = traceback.StackSummary.from_list([f for f in summary.stack if not is_own_frame(f.filename)])
+    for chained in (summary.__cause__, summary.__context__, *(getattr(summary, "exceptions", None) or ())):
+        _without_own_frames(chained, seen)
+
+
 def student_traceback(exc):
-    """The traceback without this package's leading frames: student file names and line numbers."""
-    tb = exc.__traceback__
-    while tb is not None and is_own_frame(tb.tb_frame.f_code.co_filename):
-        tb = tb.tb_next
-    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    """The traceback without this package's frames: student file names and line numbers."""
+    summary = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+    _without_own_frames(summary, set())
+    text = "".join(summary.format())
     half = TRACEBACK_CHARS // 2
     return text if len(text) <= TRACEBACK_CHARS else text[:half] + "\n...\n" + text[-half:]
 
