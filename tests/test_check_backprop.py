@@ -313,6 +313,26 @@ def test_real_step_charges_weight_decay_once_and_names_it(samples):
     assert other.status == "failed" and other.mistake_id is None  # not the decay found: an ordinary failure
 
 
+def test_a_step_with_momentum_is_named_as_not_repeatable(samples):
+    velocity = {}
+
+    def momentum_step(params, x, label, lr):
+        grads = network.gradient(params[0], params[1], x, label)
+        new = []
+        for k, (p, g) in enumerate(zip(params[0] + params[1], grads[0] + grads[1], strict=True)):
+            velocity[k] = 0.9 * velocity.get(k, 0.0) + g
+            new.append(p - lr * velocity[k])
+        return new[:3], new[3:]
+
+    results, verdicts = grade(momentum_step, samples)
+    assert results["Q3.determinism"].status == "failed"
+    wrong = [n for n in TENSORS if not verdicts[n].ok]
+    assert wrong
+    for name in wrong:
+        assert results[f"Q3.{name}"].mistake_id == "step_not_repeatable"
+        assert "two identical calls" in results[f"Q3.{name}"].message
+
+
 def test_a_random_step_fails_determinism(samples):
     results, _ = grade(partial(student_step, noise=True), samples)
     assert results["Q3.determinism"].status == "failed"

@@ -235,3 +235,24 @@ def test_settings_tolerances_are_used(cases):
     assert check_feed_forward_sample(off, cases)[0].status == "failed"
     loose = ForwardSettings(loss_rtol=1e-3)
     assert check_feed_forward_sample(off, cases, loose)[0].status == "passed"
+
+
+@pytest.mark.parametrize("eps", [1e-5, 1e-7, 1e-10])
+def test_an_epsilon_guard_inside_the_log_is_tolerated_and_said(cases, eps):
+    # -log(p + eps): at the handout's saturated initialisation the label's p is tiny and eps decides the loss
+    student = InProcessStudent(forward=returning(lambda loss, p, y: (-np.log(p[y] + eps), np.eye(10)[np.argmax(p)])))
+    result = check_feed_forward_sample(student, cases)[0]
+    assert result.status == "passed" and result.score == result.max_score, result.message
+    if "guard" in result.message:
+        assert result.details["log_guard"] == pytest.approx(eps, rel=1e-2)
+
+
+@pytest.mark.parametrize("loss", [
+    lambda p, y: -np.log(p[y] + 1e-2),  # more than a guard
+    lambda p, y: -np.log(p[y] + 1e-5 * (1 + y)),  # no one epsilon
+    lambda p, y: -np.log(p[y]) + 1e-3,  # outside the log
+])
+def test_a_loss_that_is_not_an_epsilon_guard_still_fails(cases, loss):
+    student = InProcessStudent(forward=returning(lambda _, p, y: (loss(p, y), np.eye(10)[np.argmax(p)])))
+    result = check_feed_forward_sample(student, cases)[0]
+    assert result.status == "failed" and "guard" not in result.message, result.message

@@ -266,3 +266,28 @@ def test_a_dataset_function_that_returns_its_figures_is_read_from_what_it_return
     single = checks_of(grade_submission(tmp_path / "one_number.py", rubric, data))
     assert single["Q2.dataset.loss"].score == single["Q2.dataset.accuracy"].score == 0
     assert "Could not find" in single["Q2.dataset.loss"].message
+
+
+def test_the_bias_trick_is_graded_as_the_network_it_is_in_either_orientation(tmp_path, rubric, data):
+    # the bias as the last row of (n_in + 1, n_out) matrices updated in place; then stored (n_out, n_in + 1) with
+    # the bias as the first column, inputs with a 1 prepended, and the step rebinding each matrix
+    rows = ROOT / "tests/fixtures/wild4/bias_trick_rows.py"
+    source = rows.read_text()
+    swaps = [("W = np.zeros((n_in + 1, n_out))", "W = np.zeros((n_out, n_in + 1))"),
+             ("W[:n_in] = rng.normal(0, np.sqrt(1 / max(n_in, n_out)), (n_in, n_out))",
+              "W[:, 1:] = rng.normal(0, np.sqrt(1 / max(n_in, n_out)), (n_in, n_out)).T"),
+             ("return np.append(a, 1.0)", "return np.insert(a, 0, 1.0)"),
+             ("z = with_one(acts[-1]) @ W", "z = W @ with_one(acts[-1])"),
+             ("grads[i] = np.outer(with_one(acts[i]), delta)", "grads[i] = np.outer(delta, with_one(acts[i]))"),
+             ("delta = (weights[i][:-1] @ delta) * dsigmoid(zs[i - 1])",
+              "delta = (weights[i][:, 1:].T @ delta) * dsigmoid(zs[i - 1])"),
+             ("weights[i] -= learning_rate * grads[i]", "weights[i] = weights[i] - learning_rate * grads[i]")]
+    for old, new in swaps:
+        assert old in source, old
+        source = source.replace(old, new)
+    (tmp_path / "bias_trick_columns.py").write_text(source)
+    for path in (rows, tmp_path / "bias_trick_columns.py"):
+        result = grade_submission(path, rubric, data)
+        assert result.score == 100, (path.name, [c.message for q in result.questions for c in q.checks
+                                                 if c.score < c.max_score])
+        assert any("bias trick" in a for a in result.adaptations)

@@ -209,6 +209,9 @@ def _notes(layout: NetworkLayout, chosen: Sequence[NetworkEntry], used: Collecti
         shown = "; ".join(" is ".join(e.texts[:3]) for e in aliased[:3])
         notes.append(f"the same arrays are reachable in several ways ({shown}); the grader writes its values "
                      "into them in place, so every name sees them")
+    if any(p and isinstance(p[-1], str) and p[-1].startswith("[") for e in chosen for p in e.paths):
+        notes.append("each bias is a row (or column) of its weight matrix (the bias trick: inputs get a 1 "
+                     "appended); the grader writes and reads those parts in place")
     if layout.transposed:
         notes.append("weights stored transposed (n_out, n_in), used as W @ a")
     for form in sorted({bias_form(layer.bias_shape) for layer in layout.layers} - {"(n,)"}):

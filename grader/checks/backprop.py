@@ -283,13 +283,28 @@ def _without_decay(probe: _Probe, decays: dict[str, float], settings: BackpropSe
     return replace(probe, large=judged[settings.large_learning_rate], small=judged[settings.small_learning_rate])
 
 
+NOT_REPEATABLE = "step_not_repeatable"
+
+
+def _not_repeatable_sentence(name: str) -> str:
+    return (f"{name}: your step does not depend on its inputs alone: two identical calls of train_one_sample moved "
+            "the parameters differently (randomness, a momentum or velocity buffer, a cache kept in a global, ...), "
+            "so a step is not the gradient of the sample it is given. The handout's step is plain SGD: "
+            f"{name} -= learning_rate * d{name}, from this sample only.")
+
+
 def _tensor_result(probes: list[_Probe], name: str, settings: BackpropSettings,
                    decay: float | None = None) -> tuple[CheckResult, GradientVerdict]:
     """One tensor's check; decay: the L2 weight decay its step adds, already taken out of the probes' verdicts
-    (Q3.real_step charges it, once)."""
+    (Q3.real_step charges it, once). A wrong tensor no known mistake explains, of a step that two identical calls
+    moved differently, is said to be that."""
     probe, verdict = _judged(probes, name, settings)
     found = None if verdict.ok else _diagnosis(probe, name, settings)
-    if found is not None:
+    if found is None and not verdict.ok and any(p.notes.get("Q3.determinism") for p in probes):
+        sentence = _not_repeatable_sentence(name)
+        found = Diagnosis(name, NOT_REPEATABLE, sentence, float("nan"), verdict.rel_error or float("nan"))
+        verdict = replace(verdict, diagnosis=" ".join(t for t in (verdict.diagnosis, sentence) if t))
+    elif found is not None:
         verdict = replace(verdict, diagnosis=" ".join(t for t in (verdict.diagnosis, found.text) if t))
     if decay is not None:
         verdict = replace(verdict, diagnosis=" ".join(t for t in (verdict.diagnosis,

@@ -2,7 +2,7 @@
 
 from .frozen import np
 from .network_walk import MAX_PATHS
-from .paths import assign, path_key, path_text, resolve
+from .paths import assign, path_key, path_text, resolve, same_view
 
 
 class NetworkMap:
@@ -48,7 +48,7 @@ class NetworkMap:
                 obj = resolve(ns, path)
             except Exception:
                 continue
-            if all(obj is not o for o in found):
+            if all(obj is not o and not same_view(obj, o) for o in found):
                 found.append(obj)
         return found
 
@@ -65,7 +65,7 @@ class NetworkMap:
         """Write the grader's value into the student's own arrays for entry `index`, in place."""
         entry, written = self.entries[index], []
         for obj in self.current(ns, index) + entry["objects"]:
-            if any(obj is w for w in written):
+            if any(obj is w or same_view(obj, w) for w in written):
                 continue
             if isinstance(obj, np.ndarray) and obj.shape == value.shape and obj.dtype.kind in "fc":
                 if not obj.flags.writeable:
@@ -80,7 +80,7 @@ class NetworkMap:
                 obj = resolve(ns, path)
             except Exception:
                 continue
-            if all(obj is not w for w in written):
+            if all(obj is not w and not same_view(obj, w) for w in written):
                 fresh = np.array(value)
                 if assign(ns, path, fresh):
                     written.append(fresh)
@@ -96,7 +96,7 @@ class NetworkMap:
                 obj = resolve(ns, path)
             except Exception:
                 continue
-            if all(obj is not w for w in written):
+            if all(obj is not w and not same_view(obj, w) for w in written):
                 rebound.append(path_text(path))
                 value = obj if value is None else value
         if value is None:

@@ -5,6 +5,7 @@ import types
 
 from .exchange import is_array_sequence
 from .frozen import np
+from .paths import resolve_step
 
 NETWORK_MATRICES = ((784, 32), (32, 784), (32, 32), (32, 10), (10, 32))  # W1, W2, W3 in either orientation
 NETWORK_BIASES = (32, 32, 10)
@@ -21,6 +22,28 @@ def is_network_array(value):
     if value.ndim == 2 and value.shape in NETWORK_MATRICES:
         return True
     return value.size in (32, 10) and max(value.shape) == value.size
+
+
+AUGMENTED = ((785, 32), (33, 32), (33, 10))  # (n_in + 1, n_out): a weight matrix with its bias as an extra row
+
+
+def augmented_parts(value):
+    """A weight matrix with the bias folded in (the bias trick: an extra row, or column when stored (n_out,
+    n_in + 1)) as [(step, view)] for its weight part and its bias part, views into it; [] for any other value.
+
+    Which end is the bias is told from the initialisation: the all-zero first or last row, the other end not."""
+    if not isinstance(value, np.ndarray) or value.ndim != 2 or value.dtype.kind != "f":
+        return []
+    for axis in (0, 1):
+        if (value.shape if axis == 0 else value.shape[::-1]) not in AUGMENTED:
+            continue
+        n = value.shape[axis] - 1
+        first, last = np.take(value, 0, axis=axis), np.take(value, n, axis=axis)
+        if first.any() == last.any():
+            return []
+        weight, bias = ((0, n), n) if first.any() else ((1, n + 1), 0)
+        return [(("v", (axis, *weight)), None), (("v", (axis, bias)), None)]
+    return []
 
 
 def is_students(value):
@@ -76,6 +99,14 @@ def network_arrays(ns):
             paths = found.setdefault(id(value), (value, []))[1]
             if len(paths) < MAX_PATHS:
                 paths.append(path)
+            return
+        parts = augmented_parts(value)
+        for step, _ in parts:  # keyed by the array and the part: every walk makes new views
+            view = resolve_step(value, step)
+            paths = found.setdefault((id(value), step), (view, []))[1]
+            if len(paths) < MAX_PATHS:
+                paths.append(path + (step,))
+        if parts:
             return
         if id(value) in route or isinstance(value, (str, bytes, int, float, complex, bool)) or value is None:
             return

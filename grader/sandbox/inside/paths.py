@@ -1,26 +1,48 @@
 """Paths into the student's globals (tuples of steps from ("g", name)): reading, writing and naming them.
 
 Steps: ("i", index) and ("k", key) subscript, ("a", name) attribute, ("d", i) / ("kd", name) a function's
-default, ("c", i) a closure cell, ("self", None) a bound method's object."""
+default, ("c", i) a closure cell, ("self", None) a bound method's object, ("v", (axis, start, stop)) or
+("v", (axis, i)) rows or columns of an array (the weight and bias parts of a matrix with the bias folded in)."""
 
 
 def resolve(ns, path):
     """The value at a path (raises LookupError, AttributeError, IndexError, ... when it is gone)."""
     value = ns[path[0][1]]
-    for kind, key in path[1:]:
-        if kind in ("i", "k"):
-            value = value[key]
-        elif kind == "a":
-            value = getattr(value, key)
-        elif kind == "d":
-            value = value.__defaults__[key]
-        elif kind == "kd":
-            value = value.__kwdefaults__[key]
-        elif kind == "c":
-            value = value.__closure__[key].cell_contents
-        else:
-            value = value.__self__
+    for step in path[1:]:
+        value = resolve_step(value, step)
     return value
+
+
+def resolve_step(value, step):
+    """The value one step further (see the module's docstring)."""
+    kind, key = step
+    if kind in ("i", "k"):
+        return value[key]
+    if kind == "a":
+        return getattr(value, key)
+    if kind == "d":
+        return value.__defaults__[key]
+    if kind == "kd":
+        return value.__kwdefaults__[key]
+    if kind == "c":
+        return value.__closure__[key].cell_contents
+    if kind == "v":
+        return value[_view_index(key)]
+    return value.__self__
+
+
+def _view_index(key):
+    """("v", (axis, start, stop)) -> rows or columns start:stop; ("v", (axis, i)) -> row or column i."""
+    axis, *where = key
+    index = slice(*where) if len(where) == 2 else where[0]
+    return index if axis == 0 else (slice(None), index)
+
+
+def same_view(a, b):
+    """Two views of the same memory, shape and strides (each step into an augmented matrix makes a new one)."""
+    return (getattr(a, "base", None) is not None and getattr(a, "base", None) is getattr(b, "base", None)
+            and a.shape == b.shape and a.strides == b.strides
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
 
 
 def assign(ns, path, new):
@@ -30,6 +52,12 @@ def assign(ns, path, new):
         return True
     parent = resolve(ns, path[:-1])
     kind, key = path[-1]
+    if kind == "v":  # a part of the student's array: written into it, never rebound
+        view = resolve_step(parent, path[-1])
+        if getattr(view, "shape", None) != getattr(new, "shape", ()):
+            return False
+        view[...] = new
+        return True
     if kind in ("i", "d") and isinstance(parent, tuple) or kind == "d":
         items = list(parent.__defaults__ if kind == "d" else parent)
         items[key] = new
@@ -58,6 +86,8 @@ def path_key(path):
             keys.append({"d": "__defaults__", "kd": "__kwdefaults__", "c": "__closure__", "self": "__self__"}[kind])
             if key is not None:
                 keys.append(key if isinstance(key, (int, str)) else repr(key))
+        elif kind == "v":
+            keys.append(_view_text(key))
         else:
             keys.append(key if isinstance(key, (int, str)) and not isinstance(key, bool) else repr(key))
     return keys
@@ -79,6 +109,14 @@ def path_text(path):
             text += f".__kwdefaults__[{key!r}]"
         elif kind == "c":
             text += f".__closure__[{key}]"
+        elif kind == "v":
+            text += _view_text(key)
         else:
             text += ".__self__"
     return text
+
+
+def _view_text(key):
+    axis, *where = key
+    index = ":".join(map(str, where))
+    return f"[{index}]" if axis == 0 else f"[:, {index}]"
