@@ -169,7 +169,8 @@ def exit_code(outcome: RunOutcome) -> int:
 
 def skipped_line(skipped: list[Path]) -> str:
     """One line naming the files in the given folders that are not submissions."""
-    shown = printable(", ".join(str(p) for p in skipped[:SHOWN_SKIPPED]))  # students name these files
+    # Students name these files: a control character or a line break in a name is shown, not obeyed.
+    shown = printable(", ".join(str(p).replace("\n", "\\n") for p in skipped[:SHOWN_SKIPPED]))
     more = f" and {len(skipped) - SHOWN_SKIPPED} more" if len(skipped) > SHOWN_SKIPPED else ""
     count = f"{len(skipped)} files that are not submissions" if len(skipped) > 1 else \
         "1 file that is not a submission"

@@ -24,13 +24,14 @@ def test_a_submissions_escape_sequences_never_reach_the_terminal(tmp_path):
     folder.mkdir()
     shutil.copy(ATTACK, folder / "ansi_escapes.py")
     (folder / "notes\x1b]0;owned\x07.txt").write_text("not a submission")
+    (folder / "x.txt\nneighbour: 100 points").write_text("a name faking a line")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     run = subprocess.run([sys.executable, "-m", "grader.cli", str(folder), "--out", str(tmp_path / "out"),
                           "--mnist", str(SAMPLE), "--jobs", "1"], capture_output=True, text=True, timeout=600,
                          env=env, cwd=tmp_path)
     assert run.stdout.startswith("ansi_escapes: 3 / 100"), run.stdout + run.stderr  # zero biases: Q1.biases
     assert "ValueError: \\x1b[2J\\x1b[H\\x1b]0;owned\\x07" in run.stdout  # shown, not obeyed
-    assert "notes\\x1b]0;owned\\x07.txt" in run.stderr
+    assert "notes\\x1b]0;owned\\x07.txt" in run.stderr and "x.txt\\nneighbour: 100 points" in run.stderr
     for stream in (run.stdout, run.stderr):
         assert not any(ord(c) < 32 and c not in "\n\t" for c in stream), repr(stream[:2000])
 
