@@ -4,20 +4,30 @@ A `.py` with Jupyter export markers (`# In[ ]:`, `# %%`) is split at the markers
 one cell per top-level statement (decorators belong to their def); a `.py` that does not parse as a whole
 is split at column-0 lines so that only the broken block fails. A notebook gives its code cells. IPython
 magics and shell lines (`%...`, `!...`, `%%` cells) become blank lines, so line numbers stay right.
-Nothing here executes student code.
+Nothing here executes student code. Parsing is not free, though: 5 MB of `a=1` lines make Python's parser hold
+3 GB, and 200 MB of notebook JSON as much; so a file larger than a homework (IN_PROCESS_BYTES) is split in a
+child process under a memory and CPU limit (run as a script: `python -I submission.py FILE`), never in the grader.
 """
 
 from __future__ import annotations
 
 import ast
 import io
+import json
 import re
+import resource
+import subprocess
+import sys
 import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
 MAX_SOURCE_BYTES = 5 * 1024 * 1024  # of code
 MAX_NOTEBOOK_BYTES = 200 * 1024 * 1024  # of a whole notebook: saved outputs (plots) can be large
+IN_PROCESS_BYTES = 256 * 1024  # larger files are split into cells in a child process, within these limits:
+SPLIT_MEMORY_BYTES = 1024 * 1024 * 1024
+SPLIT_CPU_S = 60
+MAX_CELLS = 20_000  # a 10,000-cell notebook is graded in about 8 s; each cell is a request to the sandbox
 _MARKER = re.compile(r"^#\s*(In\s*\[[\d\s]*\]\s*:|%%)")
 _MAGIC = re.compile(r"^\s*[%!]")
 _TIMED = re.compile(r"^(\s*)%time\s+(\S.*)$")  # `%time stmt`: IPython runs stmt once (not %timeit)
@@ -77,13 +87,50 @@ def load_submission(path: str | Path) -> Submission | NotGradable:
     if raw is None:
         limit = MAX_NOTEBOOK_BYTES if suffix == ".ipynb" else MAX_SOURCE_BYTES
         return NotGradable(name, path, f"{path.name} is larger than {limit // 1024 // 1024} MB")
-    if suffix == ".ipynb":
-        return _load_notebook(name, path, raw)
+    if len(raw) > IN_PROCESS_BYTES:
+        return _split_in_child(name, path)
+    return _split(name, path, raw)
+
+
+def _split(name: str, path: Path, raw: bytes) -> Submission | NotGradable:
+    """The file's bytes as cells (in this process), or why not; at most MAX_CELLS of them."""
+    if path.suffix.lower() == ".ipynb":
+        loaded = _load_notebook(name, path, raw)
+    else:
+        try:
+            text = _decode_python(raw)
+        except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
+            return NotGradable(name, path, f"{path.name} is not readable text: {exc}")
+        loaded = Submission(name, path, tuple(python_cells(text)))
+    if isinstance(loaded, Submission) and len(loaded.cells) > MAX_CELLS:
+        what = "cells" if loaded.is_notebook else "top-level statements"
+        return NotGradable(name, path, f"{path.name} has {len(loaded.cells):,} {what}, more than the grader runs "
+                                       f"({MAX_CELLS:,}): each is a request to the sandbox")
+    return loaded
+
+
+def _split_in_child(name: str, path: Path) -> Submission | NotGradable:
+    """_split run as `python -I submission.py FILE` under SPLIT_MEMORY_BYTES and SPLIT_CPU_S: a file that needs
+    more to parse (deep nesting, millions of statements or JSON objects) is not gradable, and the grader's memory
+    stays its own."""
+    too_much = (f"{path.name} is too large or too complex to split into cells within the grader's limits "
+                f"({SPLIT_MEMORY_BYTES // 2**20} MB of memory, {SPLIT_CPU_S} s)")
     try:
-        text = _decode_python(raw)
-    except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
-        return NotGradable(name, path, f"{path.name} is not readable text: {exc}")
-    return Submission(name, path, tuple(python_cells(text)))
+        run = subprocess.run([sys.executable, "-I", str(Path(__file__).resolve()), str(path)], capture_output=True,
+                             timeout=2 * SPLIT_CPU_S, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return NotGradable(name, path, too_much)
+    if run.returncode != 0:
+        return NotGradable(name, path, too_much)
+    try:
+        split = json.loads(run.stdout)
+        if "reason" in split:
+            return NotGradable(name, path, str(split["reason"]))
+        cells = tuple(Cell(i, str(source), int(first), str(label))
+                      for i, (source, first, label) in enumerate(split["cells"]))
+    except (ValueError, KeyError, TypeError):
+        return NotGradable(name, path, too_much)
+    return Submission(name, path, cells)
 
 
 def _read_bounded(path: Path) -> bytes | None:
@@ -280,3 +327,13 @@ def _load_notebook(name: str, path: Path, raw: bytes) -> Submission | NotGradabl
     if sum(len(c.source) for c in cells) > MAX_SOURCE_BYTES:
         return NotGradable(name, path, f"{path.name} has more than {MAX_SOURCE_BYTES // 1024 // 1024} MB of code")
     return Submission(name, path, tuple(cells))
+
+
+if __name__ == "__main__":  # _split_in_child's child: one file's cells as JSON on stdout, within the limits
+    resource.setrlimit(resource.RLIMIT_AS, (SPLIT_MEMORY_BYTES, SPLIT_MEMORY_BYTES))
+    resource.setrlimit(resource.RLIMIT_CPU, (SPLIT_CPU_S, SPLIT_CPU_S))
+    _file = Path(sys.argv[1])
+    _raw = _read_bounded(_file)
+    _loaded = _split(_file.stem, _file, _raw) if _raw is not None else NotGradable(_file.stem, _file, "too large")
+    json.dump({"reason": _loaded.reason} if isinstance(_loaded, NotGradable) else
+              {"cells": [[c.source, c.first_line, c.label] for c in _loaded.cells]}, sys.stdout)

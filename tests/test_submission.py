@@ -219,3 +219,33 @@ def test_nesting_too_deep_for_pythons_parser_fails_only_its_own_block():
     cells = python_cells(source)
     assert [c.first_line for c in cells] == [1, 3, 5]
     assert cells[0].source == "a = 1" and cells[2].source == "c = 3"
+
+
+def test_a_file_parsing_would_take_gigabytes_for_is_split_outside_the_grader_and_refused(tmp_path):
+    """5 MB of one-line statements made Python's parser hold 3 GB in the grading process, and gave 1.3 million
+    cells (each a request to the sandbox): a file larger than a homework is split in a child process under a
+    memory limit, and more than MAX_CELLS statements are not gradable, saying so."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "many_statements.py"
+    path.write_text("a=1\n" * 1_290_000)
+    script = ("import resource, sys; from grader.submission import load_submission; "
+              "r = load_submission(sys.argv[1]); "
+              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024); print(r.reason)")
+    run = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parents[1])
+    own_mb, reason = run.stdout.splitlines()[:2]
+    assert "1,290,000 top-level statements, more than the grader runs (20,000)" in reason, run.stdout + run.stderr
+    assert int(own_mb) < 300, own_mb  # the grader's own peak; the child held up to 1 GB
+
+
+def test_a_larger_file_is_split_the_same_in_a_child(tmp_path):
+    from grader import submission
+
+    source = (Path(__file__).parent / "fixtures" / "attacks" / "good.py").read_text(encoding="utf-8")
+    path = tmp_path / "padded.py"
+    path.write_text(source + "\n" + "# padding\n" * 40_000)
+    assert path.stat().st_size > submission.IN_PROCESS_BYTES
+    here = submission._split(path.stem, path, path.read_bytes())
+    assert load_submission(path) == here and len(here.cells) > 10

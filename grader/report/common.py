@@ -30,8 +30,9 @@ TENSOR_NAMES = ("W1", "b1", "W2", "b2", "W3", "b3")
 
 def printable(text: str) -> str:
     """Text safe to print on a terminal: control and format characters other than newline and tab (escape
-    sequences that clear the screen, set the clipboard or fake a line; bidi overrides) shown as escapes (\\x1b)."""
-    return "".join(c if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cf") else
+    sequences that clear the screen, set the clipboard or fake a line; bidi overrides; lone surrogates, which a
+    UTF-8 terminal cannot take) shown as escapes (\\x1b)."""
+    return "".join(c if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cf", "Cs") else
                    (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}") for c in text)
 
 

@@ -26,10 +26,12 @@ OUTPUT_SUFFIXES = {"json": ".json", "html": ".html", "results": ".results.json"}
 
 
 def _written_temp(path: Path, text: str) -> str:
-    """text in a fsynced temporary file beside path (removed again if anything fails); its name."""
+    """text in a fsynced temporary file beside path (removed again if anything fails); its name. A lone surrogate
+    (a file name that is not UTF-8, a string a child sent) is written as its escape (\\udcff): it cannot be
+    UTF-8, and a report set must never fail on what a submission chose."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace", newline="") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

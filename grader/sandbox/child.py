@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -158,12 +159,40 @@ def _mb(size: int) -> str:
     return f"{size / 2**20:g} MB"
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _parse(line: bytes) -> dict[str, Any] | None:
     try:
         answer = json.loads(line)
     except (ValueError, RecursionError):
         return None
-    return answer if isinstance(answer, dict) else None
+    if not isinstance(answer, dict):
+        return None
+    return _without_lone_surrogates(answer) if _SURROGATE_ESCAPE.search(line) else answer
+
+
+def _without_lone_surrogates(tree: dict[str, Any]) -> dict[str, Any]:
+    """The answer with every lone surrogate in its strings (and keys) replaced by U+FFFD: JSON can carry one
+    (`"\\ud800"`), UTF-8 cannot, and a report holding one could not be written (a 'grader failure' in place of
+    the student's grade). Iterative: the tree may be as deep as json.loads allows."""
+    def clean(value: Any) -> Any:
+        return _SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value
+
+    root = {"": tree}
+    stack: list[Any] = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            items = [(clean(k), v) for k, v in node.items()]
+            node.clear()
+            node.update((k, clean(v)) for k, v in items)
+            stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
+        else:
+            node[:] = [clean(v) for v in node]
+            stack.extend(v for v in node if isinstance(v, (dict, list)))
+    return root[""]
 
 
 def _tail(log_fd: int, size: int = 2000) -> str | None:
