@@ -8,184 +8,26 @@ Side checks: the two rates agree, a repeated call repeats itself, W1 rows of zer
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import partial
-from typing import Any
 
 import numpy as np
 
 from grader.checks.failures import SHARE, grader_failed, student_failed
+from grader.checks.step_probe import SIDE_CHECKS, BackpropSettings, Probe, probe_digit
 from grader.diagnosis import Diagnosis, RateProbe, WeightDecay, diagnose, weight_decay, weight_decay_sentence
 from grader.gradients import (
     TENSOR_NAMES,
-    GradientPolicy,
     compare_tensor,
     describe,
-    finite_difference_gradient,
-    implied_gradient,
-    probe_point,
     relative_error,
     tensor,
 )
-from grader.pinpoint import Pinpoint, TracedArray
 from grader.results import CheckResult, FirstWrong, GradientVerdict
-from grader.student import Params, Student, StudentCodeError, copy_params
+from grader.student import Params, Student, StudentCodeError
 
 TITLE = "train_one_sample: gradient of {}"
-SIDE_CHECKS = {
-    "Q3.learning_rate": "train_one_sample: the step scales with learning_rate",
-    "Q3.determinism": "train_one_sample: the same call gives the same step",
-    "Q3.zero_pixels": "train_one_sample: W1 rows of zero pixels stay unchanged",
-}
-FLOAT32_ROUNDING = 2.0**-24  # largest relative change float64 -> float32 -> float64 makes
-
-
-@dataclass(frozen=True)
-class BackpropSettings:
-    """Q3 settings (the rubric fills them): learning rates, probe digits, thresholds on e."""
-
-    large_learning_rate: float = 1.0  # (before - after) / 1 is exact in float64
-    small_learning_rate: float = 1e-3
-    samples: int = 3  # probe digits always used
-    max_samples: int = 5  # probe digits used at most while a tensor stays inconclusive
-    seed: int = 0  # probe point of digit i: probe_point(x_i, seed + i)
-    correct_threshold: float = 1e-5
-    wrong_threshold: float = 1e-2
-    float64_threshold: float = 1e-8
-    match_threshold: float = 1e-3
-    inconclusive_credit: float = 0.5  # share of a tensor's points when e stays between the thresholds
-    rate_threshold: float = 1e-2  # largest e between the two rates' gradients (float32 reaches ~1e-4)
-
-    @property
-    def policy(self) -> GradientPolicy:
-        return GradientPolicy(self.correct_threshold, self.wrong_threshold, self.float64_threshold,
-                              self.match_threshold)
-
-
-
-@dataclass(frozen=True)
-class _Probe:
-    """One probe digit: the point, the two implied gradients, finite differences and the verdicts."""
-
-    index: int
-    x: np.ndarray
-    label: int
-    params: Params
-    at_large: Params | None
-    at_small: Params | None
-    expected: Params
-    large: dict[str, GradientVerdict]
-    small: dict[str, GradientVerdict]
-    notes: dict[str, list[str]] = field(default_factory=dict)  # side check id -> problems found
-    pinpoint: Pinpoint | None = None  # the step at the large rate, traced (first probe digit, sandbox only)
-
-
-class UnusableParams(Exception):
-    """train_one_sample came back with something that is not (weights, biases)."""
-
-
-def read_params(value: Any) -> Params:
-    """(weights, biases) as lists of three float arrays; raises UnusableParams otherwise."""
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise UnusableParams(f"got {type(value).__name__}, expected (weights, biases)")
-    weights, biases = value
-    if not all(isinstance(v, (list, tuple)) and len(v) == 3 for v in (weights, biases)):
-        raise UnusableParams("expected three weight matrices and three bias vectors")
-    try:
-        return ([np.asarray(w, dtype=np.float64) for w in weights],
-                [np.asarray(b, dtype=np.float64) for b in biases])
-    except (TypeError, ValueError) as exc:
-        raise UnusableParams(f"weights or biases are not numeric arrays ({exc})") from None
-
-
-def _step(student: Student, params: Params, x: np.ndarray, label: int, lr: float) -> Params | str:
-    """The student's parameters after one step, or why they cannot be read (StudentCodeError propagates)."""
-    try:
-        return read_params(student.train_one_sample(copy_params(params), x.copy(), int(label), lr))
-    except UnusableParams as exc:
-        return f"after train_one_sample the parameters are unusable: {exc}"
-
-
-def _traced_step(student: Student, params: Params, x: np.ndarray, label: int,
-                 lr: float) -> tuple[Params | str, Pinpoint | None]:
-    """_step, traced where the student runs in a sandbox: (parameters after the step, the traced arrays
-    matched against the reference's intermediates, None where nothing could be traced)."""
-    traced_step = getattr(student, "traced_train_one_sample", None)
-    if traced_step is None:
-        return _step(student, params, x, label, lr), None
-    try:
-        after, records = traced_step(copy_params(params), x.copy(), int(label), lr)
-        after = read_params(after)
-    except UnusableParams as exc:
-        return f"after train_one_sample the parameters are unusable: {exc}", None
-    except StudentCodeError as exc:
-        if exc.error.kind != "timeout":
-            raise
-        return _step(student, params, x, label, lr), None  # tracing must never cost a slow step its points
-    layout = getattr(student, "layout", None)
-    square_transposed = bool(layout is not None and layout.layers[1].transposed)
-    traced = [TracedArray.from_record(r) for r in records]
-    return after, Pinpoint(traced, params, x, label, square_transposed) if traced else None
-
-
-def _verdicts(grads: Params | None, expected: Params, policy: GradientPolicy) -> dict[str, GradientVerdict]:
-    return {n: compare_tensor(n, None if grads is None else tensor(grads, n), tensor(expected, n), policy)
-            for n in TENSOR_NAMES}
-
-
-def _same(a: Params, b: Params) -> bool:
-    return all(np.array_equal(p, q) for p, q in zip(a[0] + a[1], b[0] + b[1], strict=True))
-
-
-def _zero_pixel_problem(params: Params, after: Params, x: np.ndarray, lr: float) -> str | None:
-    """Why W1 rows of zero pixels changed in the step at lr, or None (float32 rounding tolerated)."""
-    before, moved = params[0][0], after[0][0]
-    if moved.shape != before.shape:
-        return None
-    rows = x == 0
-    change = np.abs(moved[rows] - before[rows])
-    if not change.any():
-        return None
-    if np.all(change <= FLOAT32_ROUNDING * np.abs(before[rows])):
-        return None  # the float32 round trip, not a step
-    i, j = np.unravel_index(int(np.argmax(change)), change.shape)
-    pixel = int(np.flatnonzero(rows)[i])
-    moved_rows = int((change > 0).any(axis=1).sum())
-    return (f"at learning rate {lr:g}, W1[{pixel}, {j}] moved by {change[i, j]:.3g} though pixel {pixel} "
-            "is 0 "
-            f"(dL/dW1[{pixel}, :] = x[{pixel}] * delta1 = 0); {moved_rows} such rows moved")
-
-
-def _probe(student: Student, index: int, x: np.ndarray, label: int, settings: BackpropSettings) -> _Probe:
-    """Step the student from the probe point of one digit at both rates and judge each tensor."""
-    params = probe_point(x, settings.seed + index)
-    expected = finite_difference_gradient(params, x, label)
-    notes: dict[str, list[str]] = {k: [] for k in SIDE_CHECKS}
-    grads, pinpoint = {}, None
-    for lr in (settings.large_learning_rate, settings.small_learning_rate):
-        if index == 0 and lr == settings.large_learning_rate:
-            after, pinpoint = _traced_step(student, params, x, label, lr)
-        else:
-            after = _step(student, params, x, label, lr)
-        if isinstance(after, str):
-            return _Probe(index, x, label, params, None, None, expected,
-                          *(2 * [{n: GradientVerdict(n, False, "missing", None, diagnosis=after)
-                                  for n in TENSOR_NAMES}]))
-        grads[lr] = implied_gradient(params, after, lr)
-        problem = _zero_pixel_problem(params, after, x, lr)
-        if problem:
-            notes["Q3.zero_pixels"].append(f"digit {index + 1} (a {label}): {problem}")
-        if index == 0 and lr == settings.large_learning_rate:
-            again = _step(student, params, x, label, lr)
-            if isinstance(again, str) or not _same(after, again):
-                notes["Q3.determinism"].append(
-                    f"two calls with the same parameters, digit (a {label}) and learning rate {lr:g} "
-                    "gave different results: the step must depend only on its inputs (no randomness, "
-                    "no state kept between calls)")
-    at_large, at_small = grads[settings.large_learning_rate], grads[settings.small_learning_rate]
-    policy = settings.policy
-    return _Probe(index, x, label, params, at_large, at_small, expected,
-                  _verdicts(at_large, expected, policy), _verdicts(at_small, expected, policy), notes, pinpoint)
+DEFAULT_SETTINGS = BackpropSettings()
 
 
 def _severity(v: GradientVerdict) -> float:
@@ -193,17 +35,17 @@ def _severity(v: GradientVerdict) -> float:
     return np.inf if v.rel_error is None else v.rel_error
 
 
-def _worst(probes: list[_Probe], name: str) -> tuple[_Probe, GradientVerdict]:
+def _worst(probes: list[Probe], name: str) -> tuple[Probe, GradientVerdict]:
     """The probe and verdict with the largest e for tensor name, at the large rate."""
     probe = max(probes, key=lambda p: _severity(p.large[name]))
     return probe, probe.large[name]
 
 
-def _inconclusive(probes: list[_Probe]) -> bool:
+def _inconclusive(probes: list[Probe]) -> bool:
     return any(_worst(probes, n)[1].verdict == "inconclusive" for n in TENSOR_NAMES)
 
 
-def _judged(probes: list[_Probe], name: str, settings: BackpropSettings) -> tuple[_Probe, GradientVerdict]:
+def _judged(probes: list[Probe], name: str, settings: BackpropSettings) -> tuple[Probe, GradientVerdict]:
     """The tensor's verdict over all probes: the worst at the large rate, unless the small rate is wrong."""
     probe, verdict = _worst(probes, name)
     small = max(probes, key=lambda p: _severity(p.small[name]))
@@ -215,7 +57,7 @@ def _judged(probes: list[_Probe], name: str, settings: BackpropSettings) -> tupl
     return probe, verdict
 
 
-def _diagnosis(probe: _Probe, name: str, settings: BackpropSettings) -> Diagnosis | None:
+def _diagnosis(probe: Probe, name: str, settings: BackpropSettings) -> Diagnosis | None:
     if probe.at_large is None or probe.at_small is None:
         return None
     rates = RateProbe(settings.large_learning_rate, settings.small_learning_rate, probe.at_small)
@@ -223,7 +65,7 @@ def _diagnosis(probe: _Probe, name: str, settings: BackpropSettings) -> Diagnosi
                     policy=settings.policy)
 
 
-def _first_wrong(probes: list[_Probe], name: str) -> FirstWrong | None:
+def _first_wrong(probes: list[Probe], name: str) -> FirstWrong | None:
     """Where the traced step first goes wrong on the way to tensor name, if the trace shows it."""
     traced = probes[0]
     if traced.pinpoint is None or traced.at_large is None:
@@ -246,7 +88,7 @@ def _canonical(g: np.ndarray, f: np.ndarray) -> np.ndarray:
     return g.reshape(f.shape) if g.shape != f.shape and same else g
 
 
-def _decay_at(probe: _Probe, grads: Params | None, name: str, lr: float,
+def _decay_at(probe: Probe, grads: Params | None, name: str, lr: float,
               settings: BackpropSettings) -> WeightDecay | None:
     if grads is None:
         return None
@@ -254,7 +96,7 @@ def _decay_at(probe: _Probe, grads: Params | None, name: str, lr: float,
     return weight_decay(_canonical(tensor(grads, name), f), f, tensor(probe.params, name), lr, settings.policy)
 
 
-def _weight_decays(probes: list[_Probe], settings: BackpropSettings) -> dict[str, float]:
+def _weight_decays(probes: list[Probe], settings: BackpropSettings) -> dict[str, float]:
     """Per tensor, the L2 weight decay every probe's step adds to the right gradient (diagnosis.weight_decay),
     the same within 1% at every probe digit; tensors without one are left out."""
     decays = {}
@@ -270,7 +112,7 @@ def _weight_decays(probes: list[_Probe], settings: BackpropSettings) -> dict[str
     return decays
 
 
-def _explained_by(probes: list[_Probe], name: str, decay: float) -> bool:
+def _explained_by(probes: list[Probe], name: str, decay: float) -> bool:
     """True when taking decay * tensor out of every probe's step brings tensor name at least twice as close to
     the right gradient, from further than float64 rounding."""
     for p in probes:
@@ -287,7 +129,7 @@ def _explained_by(probes: list[_Probe], name: str, decay: float) -> bool:
     return True
 
 
-def _without_decay(probe: _Probe, decays: dict[str, float], settings: BackpropSettings) -> _Probe:
+def _without_decay(probe: Probe, decays: dict[str, float], settings: BackpropSettings) -> Probe:
     """The probe's verdicts on the gradients its steps used, each tensor's weight decay taken out."""
     judged = {}
     for rate, grads, verdicts in ((settings.large_learning_rate, probe.at_large, probe.large),
@@ -314,7 +156,7 @@ def _not_repeatable_sentence(name: str) -> str:
             f"{name} -= learning_rate * d{name}, from this sample only.")
 
 
-def _tensor_result(probes: list[_Probe], name: str, settings: BackpropSettings,
+def _tensor_result(probes: list[Probe], name: str, settings: BackpropSettings,
                    decay: float | None = None) -> tuple[CheckResult, GradientVerdict]:
     """One tensor's check; decay: the L2 weight decay its step adds, already taken out of the probes' verdicts
     (Q3.real_step charges it, once). A wrong tensor no known mistake explains, of a step that two identical calls
@@ -374,7 +216,7 @@ def _rate_error(small: np.ndarray, large: np.ndarray, before: np.ndarray, small_
     return 0.0 if scale == 0.0 else float(np.linalg.norm(excess)) / scale
 
 
-def _rate_disagreement(probes: list[_Probe], small_rate: float) -> tuple[float, str, int] | None:
+def _rate_disagreement(probes: list[Probe], small_rate: float) -> tuple[float, str, int] | None:
     """The largest e between the two rates' implied gradients, its tensor and label; None if unreadable."""
     worst = None
     for p in probes:
@@ -391,7 +233,7 @@ def _rate_disagreement(probes: list[_Probe], small_rate: float) -> tuple[float, 
     return worst
 
 
-def _rate_result(probes: list[_Probe], settings: BackpropSettings) -> CheckResult:
+def _rate_result(probes: list[Probe], settings: BackpropSettings) -> CheckResult:
     check_id, points = "Q3.learning_rate", SHARE
     large, small = settings.large_learning_rate, settings.small_learning_rate
     worst = _rate_disagreement(probes, small)
@@ -415,7 +257,7 @@ def _rate_result(probes: list[_Probe], settings: BackpropSettings) -> CheckResul
                        mistake_id=found.mistake if found else None, fix=found.sentence if found else None)
 
 
-def _note_result(probes: list[_Probe], check_id: str, points: float, passed: str) -> CheckResult:
+def _note_result(probes: list[Probe], check_id: str, points: float, passed: str) -> CheckResult:
     problems = [n for p in probes for n in p.notes.get(check_id, [])]
     if not problems:
         return CheckResult(check_id, SIDE_CHECKS[check_id], "passed", points, points, passed)
@@ -436,7 +278,7 @@ def _missing_verdicts(message: str) -> dict[str, GradientVerdict]:
 
 
 def check_backprop(student: Student, samples: list[tuple[np.ndarray, int]],
-                   settings: BackpropSettings = BackpropSettings()) -> tuple[list[CheckResult],
+                   settings: BackpropSettings = DEFAULT_SETTINGS) -> tuple[list[CheckResult],
                                                                              dict[str, GradientVerdict]]:
     """Q3 results (Q3.W1 .. Q3.b3, then the side checks) and the per-tensor verdicts for the report.
 
@@ -448,13 +290,13 @@ def check_backprop(student: Student, samples: list[tuple[np.ndarray, int]],
                    "expected def train_one_sample(sample, y, learning_rate).")
         return (_all_failed(settings, lambda i, t, p: CheckResult(i, t, "failed", 0.0, p, message)),
                 _missing_verdicts(message))
-    probes: list[_Probe] = []
+    probes: list[Probe] = []
     try:
         for index, (x, label) in enumerate(samples[: settings.max_samples]):
             if index >= settings.samples and not _inconclusive(probes):
                 break
             x = np.asarray(x, dtype=np.float64).ravel()
-            probes.append(_probe(student, index, x, int(label), settings))
+            probes.append(probe_digit(student, index, x, int(label), settings))
         if not probes:
             raise ValueError("no probe samples were given")
         decays = _weight_decays(probes, settings)

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grader.checks.backprop import TENSOR_NAMES, UnusableParams, read_params
 from grader.checks.failures import student_failed
+from grader.checks.step_probe import UnusableParams, read_params
 from grader.diagnosis import step_with_decay
-from grader.gradients import relative_error, tensor
+from grader.gradients import TENSOR_NAMES, relative_error, tensor
 from grader.results import CheckResult
 from grader.student import Params, Student, StudentCodeError, copy_params
 
