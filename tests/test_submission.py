@@ -251,3 +251,12 @@ def test_a_larger_file_is_split_the_same_in_a_child(tmp_path):
     assert path.stat().st_size > submission.IN_PROCESS_BYTES
     here = submission._split(path.stem, path, path.read_bytes())
     assert load_submission(path) == here and len(here.cells) > 10
+
+
+def test_a_notebook_with_plots_is_split_here_and_one_of_many_json_objects_in_a_child():
+    from grader.submission import IN_PROCESS_NOTEBOOK_OBJECTS, _small_enough
+
+    plots = b'{"cells": [{"outputs": [{"data": {"image/png": "' + b"A" * 2_000_000 + b'"}}]}]}'
+    assert _small_enough(plots, ".ipynb") and not _small_enough(plots, ".py")
+    many = b'{"outputs": [' + b'{"text": "a"},' * (IN_PROCESS_NOTEBOOK_OBJECTS + 1) + b"{}]}"
+    assert len(many) < 1_000_000 and not _small_enough(many, ".ipynb")
