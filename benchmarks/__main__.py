@@ -15,7 +15,6 @@ from typing import Any
 
 from benchmarks import batch_grading, end_to_end, gradient_check, training
 from benchmarks.rows import ROOT, Section, format_table, machine, unavailable
-from grader.data_cache import CACHE_VAR
 from reference.mnist import ENV_VAR, Mnist, MnistError, flattened, keras_cache_path, load_mnist, sample_path
 
 SUBMISSION = ROOT / "submissions" / "kv2154.py"
@@ -165,15 +164,15 @@ def main(argv: list[str] | None = None, sizes: Sizes | None = None) -> int:
         return 2
     before, start = machine(), time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="benchmarks-"))
-    previous_cache = os.environ.get(CACHE_VAR)
-    os.environ[CACHE_VAR] = str(work / "grader-cache")  # empty at start: the first `grade` prepares the data
+    previous_cache = os.environ.get(end_to_end.CACHE_VAR)
+    os.environ[end_to_end.CACHE_VAR] = str(work / "grader-cache")  # empty at start: the first `grade` prepares the data
     try:
         sections = run_sections(args, data, path, work, sizes)
     finally:
         if previous_cache is None:
-            os.environ.pop(CACHE_VAR, None)
+            os.environ.pop(end_to_end.CACHE_VAR, None)
         else:
-            os.environ[CACHE_VAR] = previous_cache
+            os.environ[end_to_end.CACHE_VAR] = previous_cache
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     result = report(sections, before, time.perf_counter() - start, args.quick)
