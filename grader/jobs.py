@@ -50,15 +50,6 @@ def _state(config: JobConfig) -> tuple[Rubric, Any]:
     return _WORKER_STATE[config]
 
 
-def warm_up() -> None:
-    """Import what grading a job needs and `grade` has not imported (scipy.special for Q1, 0.1 s; with a spawned
-    worker, everything: 0.2 s)."""
-    import scipy.special  # noqa: F401
-
-    import grader.grading  # noqa: F401
-    import grader.report.writer  # noqa: F401
-
-
 def grade_job(job: Job, config: JobConfig) -> dict[str, Any]:
     """Grade one submission in this process (student code still runs in its own sandboxed child).
 

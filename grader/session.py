@@ -74,11 +74,6 @@ class _JobRunner:
     def __call__(self, job: Job) -> dict[str, Any]:
         return grade_job(job, self.config)
 
-    def warm_up(self) -> None:
-        from grader.jobs import warm_up
-
-        warm_up()
-
 
 class _PreparedData:
     """The run's grading data: the cached entry if this MNIST file, rubric and grader prepared one before, else

@@ -39,7 +39,6 @@ def _serve(conn: Connection, fn: Callable[[Job], dict[str, Any]], parent: int) -
     lifetime.end_with_parent(parent)
     lifetime.raise_on_sigterm()
     try:
-        _warm_up(fn)
         while True:
             job = conn.recv()
             if job is None:
@@ -61,21 +60,6 @@ def _start_method() -> str:
     them again, 0.2 s), else spawn: a fork copies no lock that another thread holds."""
     fork = "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
     return "fork" if fork else "spawn"
-
-
-def _warm_up(fn: Callable[[Job], dict[str, Any]]) -> None:
-    """fn.warm_up(), if it has one, on a thread: the first job starts at once, and what it imports meanwhile
-    waits for the thread's import of the same module. A failure here shows on the first job."""
-    warm_up = getattr(fn, "warm_up", None)
-
-    def run() -> None:
-        try:
-            warm_up()
-        except Exception:  # noqa: BLE001, S110 - the job imports the same and reports the failure there
-            pass
-
-    if warm_up is not None:
-        threading.Thread(target=run, name="warm-up", daemon=True).start()
 
 
 def death_of(process: Any) -> str:

@@ -449,6 +449,17 @@ def test_a_traceback_through_the_graders_wrappers_shows_only_the_students_frames
     assert "/inside/" not in text and "/box/" not in text, text  # the watch sits between loop and step
 
 
+def test_while_starting_runs_once_in_the_grader_while_the_first_child_boots(tmp_path):
+    calls = []
+    source = "import time\n\n\ndef hang():\n    time.sleep(60)\n\n\ndef f():\n    return 2\n"
+    with Sandbox(submission_of(tmp_path, source), None, FAST, while_starting=lambda: calls.append(os.getpid())) as box:
+        assert calls == [os.getpid()]  # in this process, before any cell
+        box.run_cells()
+        assert box.call("hang", timeout_s=0.5).timed_out
+        assert box.call("f").value == 2  # a new child, the cells replayed: the hook did not run again
+    assert calls == [os.getpid()]
+
+
 def test_run_error_is_the_shared_result_type(tmp_path):
     sub = submission_of(tmp_path, "1/0\n")
     with Sandbox(sub, None, FAST) as box:

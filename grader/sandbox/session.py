@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +53,15 @@ class Sandbox(BoxStart):
     bubblewrap the child sees nothing it is not given anyway, and the probe checks these too.
     `require_isolation` (default: where bubblewrap works or as root) makes a missing protection fatal;
     `engine` forces "bwrap" or "namespaces" (the root-only fallback) instead of the best one available.
+    `while_starting()` runs once in the grader while the first child boots (e.g. imports the checks need).
     """
 
     def __init__(self, submission: Submission, data: SandboxData | None = None, limits: Limits | None = None,
                  *, hide: Sequence[str | Path] = (), require_isolation: bool | None = None,
-                 child_user: ChildUser | None = None, engine: str | None = None):
+                 child_user: ChildUser | None = None, engine: str | None = None,
+                 while_starting: Callable[[], None] | None = None):
         self.submission = submission
+        self.while_starting = while_starting  # called once, in the parent, while the first child boots
         self.data = data
         self.limits = limits or Limits()
         self.engine = isolation.choose_engine(require_isolation, engine)

@@ -153,6 +153,9 @@ class BoxStart:
                 os.close(fd)
         child = _Child(proc, request_w, answer_r, self.limits.max_line_mb * 2**20, log)
         child.signal_in_status = self.engine == "bwrap"
+        if self.while_starting is not None:  # the child boots Python and numpy meanwhile (0.1 to 0.2 s)
+            self.while_starting()
+            self.while_starting = None
         try:
             hello = child.read("hello", time.monotonic() + self.limits.start_timeout_s)
         except (_TimedOut, _ChildEnded) as exc:
