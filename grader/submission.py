@@ -125,11 +125,14 @@ def _split_in_child(name: str, path: Path) -> Submission | NotGradable:
     """_split run as `python -I submission.py FILE` under SPLIT_MEMORY_BYTES and SPLIT_CPU_S: a file that needs
     more to parse (deep nesting, millions of statements or JSON objects) is not gradable, and the grader's memory
     stays its own."""
+    from grader import lifetime
+
     too_much = (f"{path.name} is too large or too complex to split into cells within the grader's limits "
                 f"({SPLIT_MEMORY_BYTES // 2**20} MB of memory, {SPLIT_CPU_S} s)")
     try:
         run = subprocess.run([sys.executable, "-I", str(Path(__file__).resolve()), str(path)], capture_output=True,
-                             timeout=2 * SPLIT_CPU_S, stdin=subprocess.DEVNULL)
+                             timeout=2 * SPLIT_CPU_S, stdin=subprocess.DEVNULL,
+                             preexec_fn=lifetime.die_with_parent())  # a killed grader takes it along
     except subprocess.TimeoutExpired:
         return NotGradable(name, path, too_much)
     if run.returncode != 0:

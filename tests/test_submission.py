@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -260,3 +261,37 @@ def test_a_notebook_with_plots_is_split_here_and_one_of_many_json_objects_in_a_c
     assert _small_enough(plots, ".ipynb") and not _small_enough(plots, ".py")
     many = b'{"outputs": [' + b'{"text": "a"},' * (IN_PROCESS_NOTEBOOK_OBJECTS + 1) + b"{}]}"
     assert len(many) < 1_000_000 and not _small_enough(many, ".ipynb")
+
+
+def test_the_splitting_child_dies_with_a_killed_grader(tmp_path):
+    """A file larger than a homework is split in a child process: a grader killed meanwhile takes it along."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / f"slow_to_split_{os.getpid()}.py"
+    path.write_text("a=1\n" * 1_000_000)  # seconds of parsing in the child
+    grader = subprocess.Popen([sys.executable, "-c", "import sys; from grader.submission import load_submission; "
+                               "load_submission(sys.argv[1])", str(path)], cwd=Path(__file__).resolve().parents[1])
+
+    def splitting() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and str(path).encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+        return [pid for pid in found if pid != grader.pid]
+
+    deadline = time.monotonic() + 30
+    while not splitting() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert splitting(), "the splitting child never started"
+    grader.send_signal(signal.SIGKILL)
+    grader.wait()
+    deadline = time.monotonic() + 5
+    while splitting() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not splitting()
