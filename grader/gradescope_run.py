@@ -200,7 +200,7 @@ def prepare(rubric_path: str | None, mnist_path: str | None, bundle: Path | None
     rubric = load_rubric(rubric_path or settings["rubric"])
     mnist = mnist_path or settings["mnist"] or str(sample_path())
     data = cached_data(rubric, mnist)
-    kept = data_cache.cached_entry(data_cache.entry_key(Path(mnist), rubric.sha256, False))
+    _, kept, _ = data_cache.lookup(mnist, rubric.sha256, False)
     print(f"grading data prepared from {data.source}: " + (f"kept in {kept}" if kept else
           "not kept (the cache folder cannot be written): each run prepares it"))
     return 0 if kept else 1
